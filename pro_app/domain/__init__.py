@@ -1,0 +1,1 @@
+"""Domain core: definitions, answers, scoring and schedule (no Flask, no SQL)."""
