@@ -144,7 +144,7 @@ def _explain(kind: str, error: dict, rel: tuple, model) -> tuple[str, str]:
     if kind == "union_tag_invalid":
         ctx = error.get("ctx", {})
         return (
-            f"unknown {ctx.get('discriminator', 'type')} {ctx.get('tag')!r}",
+            f"unknown {str(ctx.get('discriminator', 'type')).strip(chr(39))} {ctx.get('tag')!r}",
             f"use one of {ctx.get('expected_tags')}.",
         )
     if kind == "union_tag_not_found":

@@ -1,0 +1,33 @@
+"""ePRO app for clinical trials: the application factory."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from flask import Flask
+
+from .settings import ROOT, defaults
+
+
+def create_app(test_config: dict | None = None) -> Flask:
+    """Create the app: code defaults, then instance config or test config, then PRO_* env."""
+    app = Flask(__name__, instance_relative_config=True)
+    app.config.from_mapping(defaults())
+    if test_config is None:
+        app.config.from_pyfile("config.py", silent=True)
+    else:
+        app.config.from_mapping(test_config)
+    app.config.from_prefixed_env("PRO")
+    app.config["BABEL_TRANSLATION_DIRECTORIES"] = str(ROOT / "translations")
+    database = Path(app.config["DATABASE"])
+    if not database.is_absolute():
+        app.config["DATABASE"] = str(Path(app.instance_path).parent / database)
+
+    from . import i18n, security, views
+    from .cli import register_commands
+
+    i18n.init_app(app)
+    security.init_app(app)
+    app.register_blueprint(views.bp)
+    register_commands(app)
+    return app

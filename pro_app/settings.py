@@ -1,0 +1,41 @@
+"""Every setting, declared once with its default and a help line (PRO_<NAME> overrides)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass(frozen=True)
+class Setting:
+    name: str
+    default: object
+    help: str
+
+
+SETTINGS = (
+    Setting("DATABASE", "instance/pro.sqlite", "Path of the SQLite database file."),
+    Setting(
+        "SECRET_KEY",
+        "dev-only-not-secret",
+        "Key that signs sessions and CSRF tokens; set a long random value in production.",
+    ),
+    Setting("BASE_URL", "http://127.0.0.1:5000", "Public address of the app, used in links."),
+    Setting("DEMO", False, "Run as a demo (set only by the README's run command)."),
+    Setting(
+        "STUDY",
+        "backtobasic",
+        "The study this instance serves: an id in STUDIES_DIR or a YAML path.",
+    ),
+    Setting(
+        "QUESTIONNAIRES_DIR", str(ROOT / "questionnaires"), "Folder of questionnaire definitions."
+    ),
+    Setting("STUDIES_DIR", str(ROOT / "studies"), "Folder of study protocols."),
+)
+
+
+def defaults() -> dict:
+    """Return {name: default} for every setting."""
+    return {s.name: s.default for s in SETTINGS}
