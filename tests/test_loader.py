@@ -18,7 +18,9 @@ instructions: {nb: Svar på alt., en: Answer everything.}
 licence: {owner: Us, agreement_required: false, wording_note: Our own words.}
 """
 
-GOOD = HEADER + """\
+GOOD = (
+    HEADER
+    + """\
 option_sets:
   often:
     - {code: 0, label: {nb: Aldri, en: Never}}
@@ -46,6 +48,7 @@ scores:
       - {upto: 1, value: low, label: {nb: Lav, en: Low}}
       - {value: high, label: {nb: Høy, en: High}}
 """
+)
 
 
 def problems(text: str) -> list[str]:
@@ -85,7 +88,9 @@ def test_yes_and_no_are_text_not_booleans():
 
 
 def test_unknown_key_names_file_line_item_key_and_a_fix():
-    text = GOOD.replace("{id: t2, type: single_choice,", "{id: t2, type: single_choice, skipable: true,")
+    text = GOOD.replace(
+        "{id: t2, type: single_choice,", "{id: t2, type: single_choice, skipable: true,"
+    )
     (message,) = problems(text)
     assert message.startswith("toy.yaml:13: item t2: key 'skipable': unknown key 'skipable'")
     assert "did you mean 'skippable'?" in message
@@ -104,7 +109,9 @@ def test_duplicate_item_id():
 
 
 def test_duplicate_and_missing_option_codes():
-    text = HEADER + """\
+    text = (
+        HEADER
+        + """\
 items:
   - id: a
     type: single_choice
@@ -114,15 +121,21 @@ items:
       - {code: 1, label: {nb: y, en: y}}
       - {label: {nb: z, en: z}}
 """
+    )
     found = problems(text)
-    assert any("toy.yaml:12: item a: key 'options[1].code': duplicate option code 1" in m
-               for m in found)
-    assert any("toy.yaml:13: item a: key 'options[2].code': required key 'code' is missing" in m
-               for m in found)
+    assert any(
+        "toy.yaml:12: item a: key 'options[1].code': duplicate option code 1" in m for m in found
+    )
+    assert any(
+        "toy.yaml:13: item a: key 'options[2].code': required key 'code' is missing" in m
+        for m in found
+    )
 
 
 def test_rule_naming_missing_or_non_numeric_item():
-    text = GOOD.replace("items: [t1..t2], label: {nb: Sum", "items: [t1, t9, t3_more], label: {nb: Sum")
+    text = GOOD.replace(
+        "items: [t1..t2], label: {nb: Sum", "items: [t1, t9, t3_more], label: {nb: Sum"
+    )
     found = problems(text)
     assert any("score total: key 'items[1]': the rule names unknown item 't9'" in m for m in found)
     assert any("item 't3_more' is a text item and has no numeric value" in m for m in found)
@@ -155,20 +168,26 @@ def test_bands_out_of_order():
 
 
 def test_display_condition_on_later_or_same_page_or_unknown_item():
-    later = GOOD.replace("pages:\n  - items: [t1..t2]\n  - items: [t3]\n  - items: [t3_more]\n",
-                         "pages:\n  - items: [t1..t2]\n  - items: [t3, t3_more]\n")
+    later = GOOD.replace(
+        "pages:\n  - items: [t1..t2]\n  - items: [t3]\n  - items: [t3_more]\n",
+        "pages:\n  - items: [t1..t2]\n  - items: [t3, t3_more]\n",
+    )
     (message,) = problems(later)
-    assert "item t3_more: key 'show_if': the display condition refers to 't3', which is on " \
+    assert (
+        "item t3_more: key 'show_if': the display condition refers to 't3', which is on "
         "the same page" in message
+    )
     unknown = GOOD.replace("{item: t3, op: eq, value: 1}", "{item: t4, op: eq, value: 1}")
     (message,) = problems(unknown)
     assert "the condition names unknown item 't4'" in message
 
 
 def test_condition_on_an_item_that_comes_later():
-    text = GOOD.replace("  - {id: t1, type: single_choice, options: often, text: {nb: En, en: One}}",
-                        "  - {id: t1, type: single_choice, options: often, text: {nb: En, en: One},"
-                        " show_if: {item: t3, op: eq, value: 1}}")
+    text = GOOD.replace(
+        "  - {id: t1, type: single_choice, options: often, text: {nb: En, en: One}}",
+        "  - {id: t1, type: single_choice, options: often, text: {nb: En, en: One},"
+        " show_if: {item: t3, op: eq, value: 1}}",
+    )
     assert any("refers to 't3', which is on a later page" in m for m in problems(text))
 
 
@@ -182,14 +201,19 @@ def test_every_problem_in_a_file_is_reported_at_once():
     found = problems(text)
     assert len(found) == 4, found
     joined = "\n".join(found)
-    for expected in ("unknown key 'colour'", "missing translation 'en'", "unknown item 't7'",
-                     "unknown item 'nope'"):
+    for expected in (
+        "unknown key 'colour'",
+        "missing translation 'en'",
+        "unknown item 't7'",
+        "unknown item 'nope'",
+    ):
         assert expected in joined
 
 
 def test_unknown_item_type_and_option_set():
-    text = GOOD.replace("type: yes_no", "type: slider").replace("options: often, text: {nb: To",
-                                                                 "options: oftn, text: {nb: To")
+    text = GOOD.replace("type: yes_no", "type: slider").replace(
+        "options: often, text: {nb: To", "options: oftn, text: {nb: To"
+    )
     found = "\n".join(problems(text))
     assert "item t3: unknown type 'slider'" in found
     assert "unknown option set 'oftn'" in found
@@ -211,8 +235,9 @@ def test_bad_range():
 
 
 def test_rule_limits_must_fit_the_items():
-    text = GOOD.replace("items: [t1..t2], label: {nb: Sum",
-                        "items: [t1..t2], min_answered: 3, label: {nb: Sum")
+    text = GOOD.replace(
+        "items: [t1..t2], label: {nb: Sum", "items: [t1..t2], min_answered: 3, label: {nb: Sum"
+    )
     assert any("min_answered 3 is more than the 2 items" in m for m in problems(text))
 
 
@@ -222,3 +247,56 @@ def test_file_name_must_match_id(tmp_path):
     with pytest.raises(DefinitionError) as caught:
         load_questionnaire_file(path)
     assert "differs from the file name 'other.yaml'" in str(caught.value)
+
+
+def test_alert_that_can_never_fire():
+    text = (
+        GOOD
+        + """\
+alerts:
+  - id: never
+    when: {item: t1, op: ge, value: 9}
+    message: {nb: Aldri, en: Never}
+"""
+    )
+    (message,) = problems(text)
+    assert "alert never: key 'when': the condition on 't1' can never hold: 'ge 9'" in message
+
+
+def test_condition_values_must_be_codes_and_ops_must_fit():
+    text = GOOD.replace("{item: t3, op: eq, value: 1}", "{item: t3, op: eq, value: 7}")
+    (message,) = problems(text)
+    assert "uses [7], which is not among the item's codes [1, 0]" in message
+    text = GOOD.replace("{item: t3, op: eq, value: 1}", "{item: t3, op: eq, value: [1]}")
+    assert "use 'in' or 'not_in' for a list" in problems(text)[0]
+    text = GOOD.replace("{item: t3, op: eq, value: 1}", "{item: t3, op: eq, value: '1'}")
+    assert "Input should be a valid integer" in "\n".join(problems(text))
+
+
+def test_cutoff_outside_the_source_range():
+    text = (
+        GOOD
+        + """\
+  - {id: high, method: cutoff, source: total, op: ge, value: 17.5, label: {nb: H, en: H}}
+"""
+    )
+    (message,) = problems(text)
+    assert "the cut-off 17.5 is outside the range of 'total' (0-4)" in message
+
+
+def test_option_codes_are_numbers_not_text():
+    text = GOOD.replace("{code: 2, label: {nb: Ofte", "{code: '2', label: {nb: Ofte")
+    (message,) = problems(text)
+    assert "option set often: key '[2].code'" in message or "often" in message
+
+
+def test_a_broken_option_set_is_reported_once():
+    text = GOOD.replace("{code: 2, label: {nb: Ofte, en: Often}}", "{code: 2, label: {nb: Ofte}}")
+    (message,) = problems(text)
+    assert "option set often" in message and "missing translation 'en'" in message
+
+
+def test_comma_in_unquoted_text_gets_a_hint():
+    text = GOOD.replace("{nb: To, en: Two}", "{nb: To, en: Two, or three}")
+    (message,) = problems(text)
+    assert "unknown language 'or three'" in message and "put the whole text in quotes" in message

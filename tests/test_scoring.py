@@ -9,7 +9,6 @@ from pro_app.domain.answers import DECLINED, NOT_APPLICABLE
 from pro_app.domain.derived import derive
 from pro_app.domain.scoring import score
 
-from .conftest import definition
 from .vectors import H2_VALUES, VECTORS, seq
 
 
@@ -78,8 +77,18 @@ def test_odi_not_relevant_and_declined_count_as_unanswered(catalog):
 
 @pytest.mark.parametrize(
     ("total", "band"),
-    [(0, "minimal"), (10, "minimal"), (11, "moderate"), (20, "moderate"), (21, "severe"),
-     (30, "severe"), (31, "crippling"), (40, "crippling"), (41, "bed_bound"), (50, "bed_bound")],
+    [
+        (0, "minimal"),
+        (10, "minimal"),
+        (11, "moderate"),
+        (20, "moderate"),
+        (21, "severe"),
+        (30, "severe"),
+        (31, "crippling"),
+        (40, "crippling"),
+        (41, "bed_bound"),
+        (50, "bed_bound"),
+    ],
 )
 def test_odi_bands_at_every_threshold(catalog, total, band):
     # Sum over 10 answered sections: the percentage is 2 x sum, so 10 -> exactly 20.
@@ -277,8 +286,10 @@ def test_eligible_pro(catalog, nrs_values, odi_values, expected):
 
 
 def test_eligible_pro_reason_when_both_missing(catalog):
-    sheets = {"nrs": score(catalog.questionnaires["nrs"], {}),
-              "odi": score(catalog.questionnaires["odi"], {})}
+    sheets = {
+        "nrs": score(catalog.questionnaires["nrs"], {}),
+        "odi": score(catalog.questionnaires["odi"], {}),
+    }
     result = derive(catalog.study, sheets)["eligible_pro"]
     assert result.value is None
     assert result.reason == "nrs.lbp_mean and odi.odi missing"

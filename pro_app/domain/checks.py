@@ -157,35 +157,55 @@ def _check_conditions(col: Collector, known: list, parsed: dict, page_of: dict) 
 
 
 def _check_refs(col, condition: Condition, known, parsed, path, where) -> None:
-    for ref in condition.item_ids():
-        if ref not in known:
-            col.add(
-                path,
-                where,
-                f"the condition names unknown item '{ref}'",
-                _did_you_mean(ref, known),
-                2,
-            )
-        elif ref in parsed:
-            item = parsed[ref][1]
-            if (
-                _compares(condition, ref)
-                and not item.numeric
-                and not isinstance(item, MultipleChoice)
-            ):
-                col.add(
-                    path,
-                    where,
-                    f"'{ref}' has no codes to compare",
-                    "compare only choice, scale, yes/no and integer items.",
-                    2,
-                )
+    if condition.all is not None or condition.any is not None:
+        for part in condition.all or condition.any:
+            _check_refs(col, part, known, parsed, path, where)
+        return
+    ref = condition.item
+    if ref not in known:
+        col.add(
+            path, where, f"the condition names unknown item '{ref}'", _did_you_mean(ref, known), 2
+        )
+    elif ref in parsed and condition.op not in ("answered", "declined"):
+        problem = value_problem(parsed[ref][1], condition.op, condition.value)
+        if problem:
+            col.add(path, where, f"the condition on '{ref}' {problem}", "", 2)
 
 
-def _compares(condition: Condition, ref: str) -> bool:
-    if condition.item is not None:
-        return condition.item == ref and condition.op not in ("answered", "declined")
-    return any(_compares(part, ref) for part in (condition.all or condition.any or ()))
+_TESTS = {
+    "eq": lambda c, v: c == v,
+    "ne": lambda c, v: c != v,
+    "gt": lambda c, v: c > v,
+    "ge": lambda c, v: c >= v,
+    "lt": lambda c, v: c < v,
+    "le": lambda c, v: c <= v,
+}
+
+
+def value_problem(item, op: str, value) -> str | None:
+    """Say why comparing item's answers with value by op is wrong or can never hold."""
+    if not item.numeric and not isinstance(item, MultipleChoice):
+        return "compares an item that has no codes (use 'answered' or 'declined')"
+    if isinstance(item, MultipleChoice) and op not in ("eq", "ne", "in", "not_in"):
+        return f"uses '{op}' on a multiple-choice item (use eq, ne, in or not_in)"
+    if op in ("in", "not_in"):
+        values = value if isinstance(value, tuple) else (value,)
+    elif isinstance(value, tuple):
+        return f"gives a list to '{op}' (use 'in' or 'not_in' for a list)"
+    else:
+        values = (value,)
+    codes = item.codes()
+    low, high = item.code_range() or (min(codes), max(codes))
+    if op in ("eq", "ne", "in", "not_in"):
+        wrong = [v for v in values if (v not in codes if codes else not low <= v <= high)]
+        if wrong:
+            allowed = f"codes {list(codes)}" if codes else f"range {low}-{high}"
+            return f"uses {wrong}, which is not among the item's {allowed}"
+        return None
+    candidates = codes or (low, high)
+    if not any(_TESTS[op](c, value) for c in candidates):
+        return f"can never hold: '{op} {value}' with answers {low}-{high}"
+    return None
 
 
 def _check_rules(col: Collector, known: list, parsed: dict, rules) -> None:
@@ -246,6 +266,11 @@ def _check_item_rule(col, rule, index, known, items_by_id) -> None:
                 "score only single_choice, scale, yes_no and integer items.",
                 2,
             )
+    if isinstance(rule, CountRule):
+        usable = [items_by_id[i] for i in rule.items if i in items_by_id]
+        problems = {value_problem(item, rule.where.op, rule.where.value) for item in usable}
+        if usable and None not in problems:
+            col.add(("scores", index, "where"), where, f"'where' {sorted(problems)[0]}", "", 2)
     count = len(rule.items)
     if rule.min_answered is not None and rule.min_answered > count:
         col.add(
@@ -286,8 +311,18 @@ def _check_derived_rule(col, rule, index, seen: dict, ranges: dict) -> None:
             2,
         )
         return
+    span = ranges.get(rule.source)
     if isinstance(rule, BandsRule):
-        _check_bands(col, rule, index, ranges.get(rule.source))
+        _check_bands(col, rule, index, span)
+    elif span is not None and not span[0] <= rule.value <= span[1]:
+        col.add(
+            ("scores", index, "value"),
+            where,
+            f"the cut-off {rule.value:g} is outside the range of '{rule.source}' "
+            f"({span[0]:g}-{span[1]:g})",
+            "",
+            2,
+        )
 
 
 def _check_bands(col, rule: BandsRule, index: int, span) -> None:

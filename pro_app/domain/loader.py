@@ -29,6 +29,7 @@ _ITEMS = TypeAdapter(Item)
 _RULE = TypeAdapter(ScoreRule)
 _OPTIONS = TypeAdapter(tuple[Option, ...])
 _RANGE = re.compile(r"^([a-z][a-z_]*?)(\d+)([a-z_]*)\.\.([a-z][a-z_]*?)(\d+)([a-z_]*)$")
+_PLACEHOLDER = [{"code": n, "label": {"nb": "-", "en": "-"}} for n in (0, 1)]
 _SECTIONS = ("option_sets", "items", "pages", "scores", "alerts")
 
 
@@ -72,7 +73,7 @@ def _normalise(raw: dict, col: Collector) -> dict:
         sets = {}
     valid_sets = {}
     for name, options in sets.items():
-        value = col.validate(_OPTIONS, options, ("option_sets", name), f"option set {name}", None)
+        value = col.validate(_OPTIONS, options, ("option_sets", name), f"option set {name}", Option)
         if value is not None:
             valid_sets[name] = options
     for index, item in enumerate(data.get("items") or []):
@@ -80,7 +81,10 @@ def _normalise(raw: dict, col: Collector) -> dict:
             name = item["options"]
             if name in valid_sets:
                 item["options"] = copy.deepcopy(valid_sets[name])
-            elif name not in sets:
+            elif name in sets:
+                # The set's own problems are reported once; the items using it stay quiet.
+                item["options"] = copy.deepcopy(_PLACEHOLDER)
+            else:
                 col.add(
                     ("items", index, "options"),
                     f"item {item.get('id', index + 1)}",

@@ -128,7 +128,8 @@ def _explain(kind: str, error: dict, rel: tuple, model) -> tuple[str, str]:
         if parent is LocalText:
             return (
                 f"unknown language '{key}'",
-                "texts are written under 'nb' (Norwegian Bokmål) and 'en' (English).",
+                "texts are written under 'nb' (Norwegian Bokmål) and 'en' (English); if "
+                "this is part of a text with a comma or colon, put the whole text in quotes.",
             )
         close = difflib.get_close_matches(str(key), allowed, n=1)
         hint = f"did you mean '{close[0]}'? " if close else ""

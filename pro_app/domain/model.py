@@ -5,7 +5,15 @@ from __future__ import annotations
 from types import MappingProxyType
 from typing import Annotated, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictFloat,
+    StrictInt,
+    StringConstraints,
+    model_validator,
+)
 
 LANGUAGES = ("nb", "en")
 
@@ -39,7 +47,7 @@ class Condition(Strict):
 
     item: Identifier | None = None
     op: Op | None = None
-    value: int | float | tuple[int, ...] | None = None
+    value: StrictInt | StrictFloat | tuple[StrictInt, ...] | None = None
     all: tuple[Condition, ...] | None = None
     any: tuple[Condition, ...] | None = None
 
@@ -69,7 +77,7 @@ class Condition(Strict):
 class Option(Strict):
     """One answer option: the stored code and its label."""
 
-    code: int
+    code: StrictInt
     label: LocalText
 
 
@@ -120,8 +128,8 @@ class Scale(_Item):
     """A numeric rating scale, 0-10 by default, shown as a row of buttons."""
 
     type: Literal["scale"]
-    min: int = 0
-    max: int = 10
+    min: StrictInt = 0
+    max: StrictInt = 10
     min_label: LocalText
     max_label: LocalText
 
@@ -146,8 +154,8 @@ class YesNo(_Item):
 
 class Integer(_Item):
     type: Literal["integer"]
-    min: int
-    max: int
+    min: StrictInt
+    max: StrictInt
     unit: LocalText | None = None
 
     numeric: ClassVar[bool] = True
@@ -189,6 +197,7 @@ class Page(Strict):
 
     id: Identifier | None = None
     title: LocalText | None = None
+    intro: LocalText | None = None
     items: tuple[Identifier, ...] = Field(min_length=1)
 
 
@@ -196,11 +205,11 @@ class _Rule(Strict):
     id: Identifier
     label: LocalText
     description: LocalText | None = None
-    decimals: int = Field(default=1, ge=0, le=6)
 
 
 class _ItemRule(_Rule):
     items: tuple[Identifier, ...] = Field(min_length=1)
+    decimals: int = Field(default=1, ge=0, le=6)
     min_answered: int | None = Field(default=None, ge=0)
     max_missing: int | None = Field(default=None, ge=0)
 
@@ -222,7 +231,7 @@ class PercentRule(_ItemRule):
 
 class Where(Strict):
     op: CompareOp | Literal["in"]
-    value: int | float | tuple[int, ...]
+    value: StrictInt | StrictFloat | tuple[StrictInt, ...]
 
 
 class CountRule(_ItemRule):
@@ -234,7 +243,7 @@ class CountRule(_ItemRule):
 
 
 class Band(Strict):
-    upto: float | None = None
+    upto: StrictFloat | None = None
     value: Identifier
     label: LocalText
 
@@ -253,7 +262,7 @@ class CutoffRule(_Rule):
     method: Literal["cutoff"]
     source: Identifier
     op: Literal["gt", "ge", "lt", "le"]
-    value: float
+    value: StrictFloat
 
 
 ScoreRule = Annotated[
