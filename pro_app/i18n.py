@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from flask import Flask, request, session
-from flask_babel import Babel
+from flask_babel import Babel, get_locale
 
 LANGUAGES = ("nb", "en")
 LANGUAGE_NAMES = {"nb": "Norsk (bokmål)", "en": "English"}
@@ -26,4 +26,4 @@ def init_app(app: Flask) -> None:
     app.config.setdefault("BABEL_DEFAULT_LOCALE", "nb")
     app.config.setdefault("BABEL_DEFAULT_TIMEZONE", "Europe/Oslo")
     babel.init_app(app, locale_selector=select_locale)
-    app.jinja_env.globals["LANGUAGE_NAMES"] = LANGUAGE_NAMES
+    app.jinja_env.globals.update(LANGUAGE_NAMES=LANGUAGE_NAMES, get_locale=get_locale)

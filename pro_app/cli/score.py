@@ -51,8 +51,8 @@ def build_result(catalog, data: dict) -> dict:
     scores, notes, alerts, used = {}, {}, [], {}
     for qid, sheet in sheets.items():
         for sid, result in sheet.scores.items():
-            # A score name used by two questionnaires in the input (nrs and nrs_weekly both
-            # have lbp_mean) is written as "<questionnaire>.<score>".
+            # A score name used by two questionnaires in the input (a weekly and a
+            # fortnightly version of one scale, say) is written as "<questionnaire>.<score>".
             key = sid if names.count(sid) == 1 else f"{qid}.{sid}"
             scores[key] = result.value
             if result.value is None:
@@ -83,7 +83,7 @@ def score(file, indent: int):
     "declined", "not_applicable" or null; multiple-choice answers are lists of codes.
     The output is {"scores": {...}, "notes": {<score>: <why it is null>}, "alerts": [...],
     "definitions": {<questionnaire>: {version, content_hash}}}, with the study's derived
-    values (such as eligible_pro) when their questionnaires are in the input. Values are
+    values when their questionnaires are in the input. Values are
     unrounded. Exit 1 on unknown ids or codes that are not among an item's options.
     """
     catalog = catalog_or_exit()

@@ -40,7 +40,7 @@ def content_hash(data) -> str:
 
 
 def expand_ids(entries) -> tuple[list, list[str]]:
-    """Expand 'hscl1..hscl10' style ranges in a list of ids; return (ids, errors)."""
+    """Expand 'x1..x10' style ranges in a list of ids; return (ids, errors)."""
     if not isinstance(entries, list):
         return entries, []
     out: list = []
