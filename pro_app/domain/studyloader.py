@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from pathlib import Path
 from types import MappingProxyType
@@ -143,6 +142,24 @@ def _check_overrides(col, study: Study, questionnaires: Mapping) -> None:
                     "",
                     1,
                 )
+            elif override.min_answered is not None and override.min_answered > len(rule.items):
+                col.add(
+                    ("scoring", qid, sid, "min_answered"),
+                    "",
+                    f"min_answered {override.min_answered} is more than the "
+                    f"{len(rule.items)} items of '{sid}'",
+                    "",
+                    1,
+                )
+            elif override.max_missing is not None and override.max_missing >= len(rule.items):
+                col.add(
+                    ("scoring", qid, sid, "max_missing"),
+                    "",
+                    f"max_missing {override.max_missing} allows all {len(rule.items)} "
+                    f"items of '{sid}' to be missing",
+                    "",
+                    1,
+                )
 
 
 def apply_overrides(questionnaires: Mapping, study: Study) -> MappingProxyType:
@@ -163,14 +180,3 @@ def apply_overrides(questionnaires: Mapping, study: Study) -> MappingProxyType:
             update={"scores": tuple(changed), "content_hash": mixed}
         )
     return MappingProxyType(result)
-
-
-def overrides_json(study: Study) -> str:
-    """Return the study's scoring settings as compact JSON (for notes and exports)."""
-    return json.dumps(
-        {
-            q: {s: o.model_dump(exclude_none=True) for s, o in r.items()}
-            for q, r in study.scoring.items()
-        },
-        sort_keys=True,
-    )
