@@ -301,3 +301,69 @@ def test_comma_in_unquoted_text_gets_a_hint():
     text = GOOD.replace("{nb: To, en: Two}", "{nb: To, en: Two, or three}")
     (message,) = problems(text)
     assert "unknown language 'or three'" in message and "put the whole text in quotes" in message
+
+
+def test_empty_sections():
+    no_scores = GOOD.split("scores:\n")[0] + "scores:\nalerts:\n"
+    assert load_questionnaire_text(no_scores, "toy.yaml").scores == ()
+    (message,) = problems(
+        GOOD.replace(
+            "pages:\n  - items: [t1..t2]\n  - items: [t3]\n  - items: [t3_more]\n", "pages: []\n"
+        )
+    )
+    assert "'pages' is empty" in message
+    (message,) = problems(HEADER + "items:\n")
+    assert "'items' is empty" in message
+
+
+def test_booleans_must_be_true_or_false():
+    (message,) = problems(
+        GOOD.replace(
+            "{id: t2, type: single_choice,", "{id: t2, skippable: yes, type: single_choice,"
+        )
+    )
+    assert "item t2: key 'skippable': Input should be a valid boolean (got 'yes')" in message
+
+
+def test_numbers_follow_yaml_1_2():
+    from pro_app.domain.yamlsource import parse_yaml
+
+    data = parse_yaml("a: 21:00\nb: 012\nc: 0x1f\nd: 1.5\ne: no\n").data
+    assert data == {"a": "21:00", "b": 12, "c": 31, "d": 1.5, "e": "no"}
+
+
+def test_key_of_a_text_item_is_not_confused_with_its_type():
+    (message,) = problems(GOOD.replace("    type: text\n", "    type: text\n    max_length: 0\n"))
+    assert "item t3_more: key 'max_length':" in message
+
+
+def test_count_where_needs_a_list_only_for_in():
+    text = (
+        GOOD
+        + """\
+  - {id: c, method: count, items: [t1], where: {op: in, value: 2}, label: {nb: C, en: C}}
+"""
+    )
+    assert "use a list of codes with 'in'" in problems(text)[0]
+
+
+def test_max_selected_and_duplicate_alerts():
+    text = (
+        HEADER
+        + """\
+items:
+  - id: m
+    type: multiple_choice
+    max_selected: 3
+    text: {nb: M, en: M}
+    options:
+      - {code: 1, label: {nb: x, en: x}}
+      - {code: 2, label: {nb: y, en: y}}
+alerts:
+  - {id: a, when: {item: m, op: in, value: [1]}, message: {nb: A, en: A}}
+  - {id: a, when: {item: m, op: in, value: [2]}, message: {nb: A, en: A}}
+"""
+    )
+    found = "\n".join(problems(text))
+    assert "max_selected 3 is more than the 2 options" in found
+    assert "alert a: key 'id': duplicate alert id" in found

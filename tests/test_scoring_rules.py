@@ -212,3 +212,12 @@ def test_permuting_answers_within_a_sum_keeps_the_sum(shipped, qid, data):
         first = score(q, dict(zip(rule.items, drawn, strict=True))).scores[rule.id].value
         second = score(q, dict(zip(rule.items, shuffled, strict=True))).scores[rule.id].value
         assert first == second == sum(drawn)
+
+
+def test_answered_means_a_real_answer():
+    from pro_app.domain.conditions import compare
+
+    assert compare("answered", 0, None) and compare("answered", "text", None)
+    assert not compare("answered", DECLINED, None)
+    assert not compare("answered", NOT_APPLICABLE, None)
+    assert not compare("answered", None, None) and not compare("answered", [], None)

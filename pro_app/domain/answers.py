@@ -74,7 +74,9 @@ def check_value(item, value, *, strict: bool, today: dt.date | None = None):
         return _check_multiple(item, value)
     code = _as_int(value)
     if code is None:
-        return None, f"{value!r} is not a code; use a whole number, 'declined' or null"
+        return None, (
+            f"{value!r} is not a code; use a whole number, 'declined', 'not_applicable' or null"
+        )
     if isinstance(item, Integer):
         if not item.min <= code <= item.max:
             return None, f"{code} is outside {item.min}-{item.max}"

@@ -51,8 +51,12 @@ def check_all(col: Collector, data: dict, items, pages, rules, alerts) -> None:
     page_of = _check_pages(col, known, pages)
     _check_conditions(col, known, parsed, page_of)
     _check_rules(col, known, parsed, rules)
+    alert_ids: set[str] = set()
     for index, alert in alerts:
+        if alert is not None and alert.id in alert_ids:
+            col.add(("alerts", index, "id"), f"alert {alert.id}", "duplicate alert id", "", 2)
         if alert is not None:
+            alert_ids.add(alert.id)
             where = f"alert {alert.id}"
             _check_refs(col, alert.when, known, parsed, ("alerts", index, "when"), where)
 
@@ -88,6 +92,14 @@ def _check_items(col: Collector, raw_items: list, items) -> None:
             codes_seen.add(code)
     for index, item in items:
         where = f"item {item.id}" if item is not None else ""
+        if isinstance(item, MultipleChoice) and (item.max_selected or 0) > len(item.options):
+            col.add(
+                ("items", index, "max_selected"),
+                where,
+                f"max_selected {item.max_selected} is more than the {len(item.options)} options",
+                "",
+                2,
+            )
         if isinstance(item, Scale | Integer) and item.min >= item.max:
             col.add(("items", index, "max"), where, "'max' must be greater than 'min'", "", 2)
 
@@ -298,7 +310,7 @@ def _check_derived_rule(col, rule, index, seen: dict, ranges: dict) -> None:
             path,
             where,
             f"source score '{rule.source}' is not defined before this score",
-            "list the source score earlier under 'scores'. " + _did_you_mean(rule.source, seen),
+            f"list the source score earlier under 'scores' ({_did_you_mean(rule.source, seen)})",
             2,
         )
         return

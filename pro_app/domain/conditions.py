@@ -6,7 +6,7 @@ import operator
 from collections.abc import Mapping
 from types import MappingProxyType
 
-from .answers import DECLINED, number
+from .answers import DECLINED, is_given, number
 from .model import Condition
 
 _NUMERIC = MappingProxyType(
@@ -36,7 +36,7 @@ def compare(op: str, answer, value) -> bool:
     if op == "declined":
         return answer == DECLINED
     if op == "answered":
-        return answer is not None and (number(answer) is not None or isinstance(answer, list | str))
+        return is_given(answer) and answer != []
     if isinstance(answer, list):
         test = _LIST.get(op)
         return bool(answer) and test is not None and test(answer, value)

@@ -85,6 +85,7 @@ def _normalise(raw: dict, col: Collector) -> dict:
                 # The set's own problems are reported once; the items using it stay quiet.
                 item["options"] = copy.deepcopy(_PLACEHOLDER)
             else:
+                item["options"] = copy.deepcopy(_PLACEHOLDER)
                 col.add(
                     ("items", index, "options"),
                     f"item {item.get('id', index + 1)}",
@@ -98,14 +99,23 @@ def _normalise(raw: dict, col: Collector) -> dict:
                 part[key], errors = expand_ids(part[key])
                 for error in errors:
                     col.add((section, index, key), f"{section[:-1]} {index + 1}", error, "", 2)
-    alerts = data.get("alerts")
+    for section in ("pages", "scores", "alerts"):
+        if section in data and data[section] is None:
+            del data[section]  # 'scores:' with nothing under it means none
+    if data.get("pages") == []:
+        col.add(
+            ("pages",),
+            "",
+            "'pages' is empty, so no item would be shown",
+            "list the pages, or leave 'pages' out to show one item per page.",
+        )
+    if "items" in data and not data["items"]:
+        col.add(("items",), "", "'items' is empty", "list at least one item.")
     if "pages" not in data and isinstance(data.get("items"), list):
         ids = [i.get("id") for i in data["items"] if isinstance(i, dict)]
         data["pages"] = [
             {"items": [ident]} for ident in dict.fromkeys(ids) if isinstance(ident, str)
         ]
-    if alerts is None:
-        data.pop("alerts", None)
     return data
 
 

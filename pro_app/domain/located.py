@@ -110,9 +110,9 @@ class Collector:
 
     def _add_error(self, error: dict, data, prefix: tuple, where: str, model) -> None:
         loc = tuple(error["loc"])
-        if loc and isinstance(data, dict) and loc[0] not in data:
-            if loc[0] in (data.get("type"), data.get("method")):
-                loc = loc[1:]  # the union tag pydantic puts first
+        tag = getattr(model, "TAG", None)
+        if tag and loc and isinstance(data, dict) and loc[0] == data.get(tag):
+            loc = loc[1:]  # the union tag pydantic puts first (may equal a field name: text)
         rel = data_path(data, loc)
         path = prefix + rel
         kind = error["type"]
@@ -125,6 +125,8 @@ def _explain(kind: str, error: dict, rel: tuple, model) -> tuple[str, str]:
     parent = model_at(model, rel[:-1]) if model else None
     if kind == "extra_forbidden":
         allowed = sorted(set(parent.model_fields) - INTERNAL) if parent else []
+        if parent is not None and "option_sets" in getattr(parent, "EXTRA_KEYS", ()):
+            allowed = sorted([*allowed, "option_sets"])
         if parent is LocalText:
             return (
                 f"unknown language '{key}'",
@@ -152,6 +154,11 @@ def _explain(kind: str, error: dict, rel: tuple, model) -> tuple[str, str]:
         name = str(error.get("ctx", {}).get("discriminator", "type")).strip("'")
         return f"'{name}' is missing", f"add '{name}' to say what kind of entry this is."
     if kind == "string_pattern_mismatch":
+        if "A-Z" in str(error.get("ctx", {}).get("pattern", "")):
+            return (
+                f"{error.get('input')!r} is not a valid site id",
+                "site ids are 2-8 upper-case letters and digits, starting with a letter (OUS).",
+            )
         return (
             f"{error.get('input')!r} is not a valid id",
             "ids are lower case letters, digits and _ and start with a letter (at most 32).",

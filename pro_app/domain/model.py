@@ -9,6 +9,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    StrictBool,
     StrictFloat,
     StrictInt,
     StringConstraints,
@@ -48,8 +49,8 @@ class Condition(Strict):
     item: Identifier | None = None
     op: Op | None = None
     value: StrictInt | StrictFloat | tuple[StrictInt, ...] | None = None
-    all: tuple[Condition, ...] | None = None
-    any: tuple[Condition, ...] | None = None
+    all: tuple[Condition, ...] | None = Field(default=None, min_length=1)
+    any: tuple[Condition, ...] | None = Field(default=None, min_length=1)
 
     @model_validator(mode="after")
     def _one_form(self) -> Condition:
@@ -82,11 +83,13 @@ class Option(Strict):
 
 
 class _Item(Strict):
+    TAG: ClassVar[str] = "type"
+
     id: Identifier
     text: LocalText
     short: LocalText | None = None
     help: LocalText | None = None
-    skippable: bool = False
+    skippable: StrictBool = False
     not_applicable: LocalText | None = None
     show_if: Condition | None = None
 
@@ -167,12 +170,12 @@ class Integer(_Item):
 class Text(_Item):
     type: Literal["text"]
     max_length: int = Field(default=500, ge=1, le=5000)
-    multiline: bool = False
+    multiline: StrictBool = False
 
 
 class Date(_Item):
     type: Literal["date"]
-    not_in_future: bool = False
+    not_in_future: StrictBool = False
 
 
 Item = Annotated[
@@ -202,6 +205,8 @@ class Page(Strict):
 
 
 class _Rule(Strict):
+    TAG: ClassVar[str] = "method"
+
     id: Identifier
     label: LocalText
     description: LocalText | None = None
@@ -216,7 +221,7 @@ class _ItemRule(_Rule):
 
 class SumRule(_ItemRule):
     method: Literal["sum"]
-    prorate: bool = False
+    prorate: StrictBool = False
 
 
 class MeanRule(_ItemRule):
@@ -233,13 +238,19 @@ class Where(Strict):
     op: CompareOp | Literal["in"]
     value: StrictInt | StrictFloat | tuple[StrictInt, ...]
 
+    @model_validator(mode="after")
+    def _list_only_for_in(self) -> Where:
+        if (self.op == "in") != isinstance(self.value, tuple):
+            raise ValueError("use a list of codes with 'in', and one number with any other op")
+        return self
+
 
 class CountRule(_ItemRule):
     """Number of items whose answer meets 'where'."""
 
     method: Literal["count"]
     where: Where
-    prorate: bool = False
+    prorate: StrictBool = False
 
 
 class Band(Strict):
@@ -285,7 +296,7 @@ class Licence(Strict):
 
     owner: NonEmpty
     distributor: str | None = None
-    agreement_required: bool
+    agreement_required: StrictBool
     wording_note: NonEmpty
     references: tuple[str, ...] = ()
     url: str | None = None
@@ -293,6 +304,8 @@ class Licence(Strict):
 
 class Questionnaire(Strict):
     """A validated questionnaire definition; content_hash is set by the loader."""
+
+    EXTRA_KEYS: ClassVar[tuple[str, ...]] = ("option_sets",)  # resolved by the loader
 
     id: Identifier
     version: NonEmpty

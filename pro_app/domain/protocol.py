@@ -7,7 +7,7 @@ import re
 from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field, StringConstraints, field_validator
+from pydantic import Field, StrictBool, StringConstraints, field_validator
 
 from .model import CompareOp, Identifier, LocalText, NonEmpty, Strict
 
@@ -34,8 +34,8 @@ class Timepoint(Strict):
     anchor: Literal["day0", "enrolment"] = "day0"
     day: int
     window: Window | None = None
-    ends_before_day0: bool = False
-    can_be_late: bool = True
+    ends_before_day0: StrictBool = False
+    can_be_late: StrictBool = True
     questionnaires: tuple[Identifier, ...] = Field(min_length=1)
     reminder_days: tuple[int, ...] | None = None
 
@@ -86,7 +86,7 @@ class ScoringOverride(Strict):
 
     min_answered: int | None = Field(default=None, ge=0)
     max_missing: int | None = Field(default=None, ge=0)
-    prorate: bool | None = None
+    prorate: StrictBool | None = None
 
 
 class Study(Strict):

@@ -81,7 +81,15 @@ def _check(col: Collector, study: Study, questionnaires: Mapping) -> None:
                 2,
             )
         for position, qid in enumerate(tp.questionnaires):
-            if qid not in questionnaires:
+            if qid in tp.questionnaires[:position]:
+                col.add(
+                    ("timepoints", index, "questionnaires", position),
+                    where,
+                    f"questionnaire '{qid}' is listed twice",
+                    "",
+                    2,
+                )
+            elif qid not in questionnaires:
                 col.add(
                     ("timepoints", index, "questionnaires", position),
                     where,
