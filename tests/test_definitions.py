@@ -166,3 +166,27 @@ def test_background_is_not_scored(catalog):
         "text",
         "date",
     }
+
+
+def test_the_documented_complete_example_loads_and_scores():
+    from pro_app.domain.loader import load_questionnaire_text
+    from pro_app.domain.scoring import score
+    from pro_app.settings import ROOT
+
+    text = (ROOT / "docs" / "definition-format.md").read_text(encoding="utf-8")
+    block = text.split("## Complete example", 1)[1].split("```yaml", 1)[1].split("```", 1)[0]
+    example = load_questionnaire_text(block, "example.yaml")
+    types = {item.type for item in example.items}
+    assert types == {
+        "single_choice",
+        "multiple_choice",
+        "scale",
+        "yes_no",
+        "integer",
+        "text",
+        "date",
+    }
+    methods = {rule.method for rule in example.scores}
+    assert methods == {"sum", "mean", "percent_of_max", "count", "bands", "cutoff"}
+    assert example.alerts
+    assert score(example, {}).scores
