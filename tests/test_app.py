@@ -82,3 +82,9 @@ def test_no_instrument_knowledge_in_code(catalog):
                 if pattern.search(line):
                     offenders.append(f"{path.relative_to(ROOT)}:{number}: {line.strip()}")
     assert offenders == []
+
+
+def test_wsgi_entry_point_serves_the_app():
+    import wsgi
+
+    assert wsgi.app.test_client().get("/").status_code == 200
