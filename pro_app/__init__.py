@@ -23,9 +23,10 @@ def create_app(test_config: dict | None = None) -> Flask:
     if not database.is_absolute():
         app.config["DATABASE"] = str(Path(app.instance_path).parent / database)
 
-    from . import i18n, security, views
+    from . import database, i18n, security, views
     from .cli import register_commands
 
+    database.init_app(app)
     i18n.init_app(app)
     security.init_app(app)
     app.register_blueprint(views.bp)

@@ -33,6 +33,12 @@ SETTINGS = (
         "QUESTIONNAIRES_DIR", str(ROOT / "questionnaires"), "Folder of questionnaire definitions."
     ),
     Setting("STUDIES_DIR", str(ROOT / "studies"), "Folder of study protocols."),
+    Setting(
+        "CONTACT_KEY",
+        "",
+        "Fernet key that encrypts contact details (make one with "
+        "`flask --app pro_app contacts new-key`); the demo derives one from SECRET_KEY.",
+    ),
 )
 
 

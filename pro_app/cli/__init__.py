@@ -7,6 +7,8 @@ from flask import Flask
 
 def register_commands(app: Flask) -> None:
     """Add every command group to the app's CLI."""
+    from .data import audit_group, contacts_group, db_group, invite, participants_group
+    from .demo import demo
     from .questionnaires import questionnaires
     from .schedule import schedule
     from .score import score
@@ -14,3 +16,5 @@ def register_commands(app: Flask) -> None:
     app.cli.add_command(questionnaires)
     app.cli.add_command(score)
     app.cli.add_command(schedule)
+    for command in (db_group, participants_group, invite, audit_group, contacts_group, demo):
+        app.cli.add_command(command)

@@ -1,0 +1,188 @@
+"""Enrolment: a participant, their contact details apart, and their assessments."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+
+from ..domain.schedule import ScheduleError, build_schedule
+from ..storage import audit, contacts
+from ..storage.db import one, stamp, write
+
+EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+PHONE = re.compile(r"^\+?[0-9 ]{8,16}$")
+
+
+class EnrolmentError(ValueError):
+    """Enrolment input that cannot be used; the message says what to fix."""
+
+
+def check_input(study, *, code: str, site: str, language: str, email, phone) -> None:
+    """Raise EnrolmentError naming what is wrong with the enrolment input."""
+    problems = []
+    if not study.code_is_valid(code):
+        problems.append(f"study code '{code}' does not match the pattern {study.code_pattern}")
+    sites = [s.id for s in study.sites]
+    if site not in sites:
+        problems.append(f"unknown site '{site}' (sites: {', '.join(sites)})")
+    if language not in ("nb", "en"):
+        problems.append(f"language must be nb or en, not '{language}'")
+    if email and not EMAIL.match(email):
+        problems.append(f"'{email}' is not an e-mail address")
+    if phone and not PHONE.match(phone):
+        problems.append(f"'{phone}' is not a phone number (8 digits, or +country code)")
+    if problems:
+        raise EnrolmentError("; ".join(problems))
+
+
+def add(
+    db,
+    study,
+    *,
+    code: str,
+    site: str,
+    enrolled: dt.date,
+    day0: dt.date | None = None,
+    language: str = "nb",
+    email: str | None = None,
+    phone: str | None = None,
+    cipher=None,
+    actor: str = "cli",
+    role: str = "admin",
+) -> dict:
+    """Enrol a participant and create the assessments the schedule allows; return the row."""
+    check_input(study, code=code, site=site, language=language, email=email, phone=phone)
+    try:
+        schedule = build_schedule(study, enrolled, day0)
+    except ScheduleError as exc:
+        raise EnrolmentError(str(exc)) from exc
+    if (email or phone) and cipher is None:
+        raise EnrolmentError("contact details need a contact key (PRO_CONTACT_KEY)")
+    with write(db):
+        if one(db, "SELECT id FROM participants WHERE study_code = ?", [code]):
+            raise EnrolmentError(f"study code '{code}' is already enrolled")
+        cursor = db.execute(
+            "INSERT INTO participants (study_code, site, language, enrolled_on, day0, created_at)"
+            " VALUES (?, ?, ?, ?, ?, ?)",
+            (
+                code,
+                site,
+                language,
+                enrolled.isoformat(),
+                day0.isoformat() if day0 else None,
+                stamp(),
+            ),
+        )
+        participant_id = cursor.lastrowid
+        audit.record(
+            db,
+            actor=actor,
+            role=role,
+            action="participant.enrol",
+            entity="participant",
+            entity_id=code,
+            new={
+                "site": site,
+                "language": language,
+                "enrolled_on": str(enrolled),
+                "day0": str(day0) if day0 else None,
+            },
+        )
+        if email or phone:
+            contacts.save(db, participant_id, cipher, email=email, phone=phone)
+            audit.record(
+                db,
+                actor=actor,
+                role=role,
+                action="contacts.set",
+                entity="participant",
+                entity_id=code,
+                new={"email": bool(email), "phone": bool(phone)},
+            )
+        _create_assessments(db, participant_id, code, schedule, actor, role)
+    return one(db, "SELECT * FROM participants WHERE id = ?", [participant_id])
+
+
+def _create_assessments(db, participant_id, code, schedule, actor, role) -> None:
+    existing = {
+        r["timepoint"]
+        for r in db.query(
+            "SELECT timepoint FROM assessments WHERE participant_id = ?", [participant_id]
+        )
+    }
+    for a in schedule:
+        if a.timepoint in existing:
+            continue
+        db.execute(
+            "INSERT INTO assessments (participant_id, timepoint, target_day, first_day, last_day,"
+            " opens_at, closes_at, late_from, can_be_late) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                participant_id,
+                a.timepoint,
+                a.target.isoformat(),
+                a.first_day.isoformat(),
+                a.last_day.isoformat(),
+                stamp(a.opens_at),
+                stamp(a.closes_at),
+                stamp(a.late_from),
+                int(a.can_be_late),
+            ),
+        )
+        audit.record(
+            db,
+            actor=actor,
+            role=role,
+            action="assessment.schedule",
+            entity="assessment",
+            entity_id=f"{code}/{a.timepoint}",
+            new={"first_day": str(a.first_day), "last_day": str(a.last_day)},
+        )
+
+
+def by_code(db, code: str) -> dict | None:
+    """Return the participant with this study code, or None."""
+    return one(db, "SELECT * FROM participants WHERE study_code = ?", [code])
+
+
+def set_day0(
+    db, study, participant: dict, day0: dt.date, *, actor: str = "cli", role: str = "admin"
+) -> None:
+    """Set day 0 (first time) and create the assessments anchored on it."""
+    if participant["day0"]:
+        raise EnrolmentError(
+            f"day 0 is already set ({participant['day0']}); correcting it needs a reason"
+        )
+    enrolled = dt.date.fromisoformat(participant["enrolled_on"])
+    try:
+        schedule = build_schedule(study, enrolled, day0)
+    except ScheduleError as exc:
+        raise EnrolmentError(str(exc)) from exc
+    with write(db):
+        db.execute(
+            "UPDATE participants SET day0 = ? WHERE id = ?", (day0.isoformat(), participant["id"])
+        )
+        audit.record(
+            db,
+            actor=actor,
+            role=role,
+            action="participant.day0",
+            entity="participant",
+            entity_id=participant["study_code"],
+            field="day0",
+            old=None,
+            new=day0.isoformat(),
+        )
+        _create_assessments(db, participant["id"], participant["study_code"], schedule, actor, role)
+        # Screening ends the day before day 0 once it is set.
+        for a in schedule:
+            db.execute(
+                "UPDATE assessments SET last_day = ?, closes_at = ? WHERE participant_id = ? "
+                "AND timepoint = ? AND last_day != ?",
+                (
+                    a.last_day.isoformat(),
+                    stamp(a.closes_at),
+                    participant["id"],
+                    a.timepoint,
+                    a.last_day.isoformat(),
+                ),
+            )

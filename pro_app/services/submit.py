@@ -1,0 +1,187 @@
+"""Submit one questionnaire: response, scores, alerts, audit and one outbox message, at once."""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import signal
+import uuid
+
+from ..domain.answers import validate_answers
+from ..domain.paths import effective_answers, visible_items
+from ..domain.scoring import score
+from ..storage import audit
+from ..storage.db import one, stamp, write
+from .journal import current_answers
+
+RECEIPT_ALPHABET = "ABCDEFGHJKMNPQRSTVWXYZ23456789"  # no 0/O, 1/I/L, U
+
+
+class Incomplete(ValueError):
+    """Some shown items have no answer; carries the first such item."""
+
+    def __init__(self, item: str):
+        self.item = item
+        super().__init__(f"item {item} has no answer")
+
+
+def crashpoint(label: str) -> None:
+    """Kill this process here when PRO_CRASH_AT names the label (durability tests only)."""
+    if os.environ.get("PRO_CRASH_AT") == label:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+def missing_item(definition, answers: dict) -> str | None:
+    """Return the first shown item without any answer (a skip must be an explicit declined)."""
+    for item_id in visible_items(definition, answers):
+        if answers.get(item_id) is None:
+            return item_id
+    return None
+
+
+def new_receipt_code() -> str:
+    raw = "".join(secrets.choice(RECEIPT_ALPHABET) for _ in range(8))
+    return f"{raw[:4]}-{raw[4:]}"
+
+
+def submit(
+    db,
+    *,
+    response: dict,
+    definition,
+    assessment: dict,
+    participant: dict,
+    timepoint_questionnaires,
+    submission_id: str,
+    actor: str,
+) -> dict:
+    """Submit a response once; a repeat with any submission id returns the same result."""
+    with write(db):
+        fresh = one(db, "SELECT * FROM responses WHERE id = ?", [response["id"]])
+        if fresh["status"] != "in_progress":
+            return _outcome(db, assessment["id"], fresh, repeated=True)
+        answers = effective_answers(definition, current_answers(db, fresh["id"]))
+        gap = missing_item(definition, answers)
+        if gap:
+            raise Incomplete(gap)
+        clean = validate_answers(
+            definition, {k: v for k, v in answers.items() if v is not None}, strict=True
+        )
+        sheet = score(definition, clean)
+        now = stamp()
+        for score_id, result in sheet.scores.items():
+            db.execute(
+                "INSERT INTO scores (response_id, score, value, reason, definition_version,"
+                " definition_hash, computed_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (
+                    fresh["id"],
+                    score_id,
+                    json.dumps(result.value),
+                    result.reason,
+                    sheet.version,
+                    sheet.content_hash,
+                    now,
+                ),
+            )
+        crashpoint("submit.after_scores")
+        for alert in sheet.alerts:
+            db.execute(
+                "INSERT INTO alerts (response_id, participant_id, site, alert, raised_at)"
+                " VALUES (?, ?, ?, ?, ?)",
+                (fresh["id"], participant["id"], participant["site"], alert, now),
+            )
+            audit.record(
+                db,
+                actor=actor,
+                role="participant",
+                action="alert.raise",
+                entity="response",
+                entity_id=fresh["uuid"],
+                new=alert,
+                at=now,
+            )
+        db.execute(
+            "UPDATE responses SET status = 'submitted', submitted_at = ?, submission_id = ?,"
+            " definition_version = ?, definition_hash = ? WHERE id = ?",
+            (now, submission_id, sheet.version, sheet.content_hash, fresh["id"]),
+        )
+        audit.record(
+            db,
+            actor=actor,
+            role="participant",
+            action="response.submit",
+            entity="response",
+            entity_id=fresh["uuid"],
+            field="status",
+            old="in_progress",
+            new="submitted",
+            at=now,
+        )
+        payload = {
+            "response_id": fresh["uuid"],
+            "version": fresh["version"],
+            "study_code": participant["study_code"],
+            "site": participant["site"],
+            "timepoint": assessment["timepoint"],
+            "questionnaire": definition.id,
+            "definition_version": sheet.version,
+            "definition_hash": sheet.content_hash,
+            "submitted_at": now,
+            "answers": clean,
+            "scores": sheet.values(),
+            "notes": sheet.notes(),
+        }
+        db.execute(
+            "INSERT INTO outbox (message_id, kind, response_id, payload, created_at)"
+            " VALUES (?, 'response.submitted', ?, ?, ?)",
+            (str(uuid.uuid4()), fresh["id"], json.dumps(payload, sort_keys=True), now),
+        )
+        crashpoint("submit.before_complete")
+        _complete_if_done(db, assessment, participant, timepoint_questionnaires, actor, now)
+        crashpoint("submit.before_commit")
+        fresh = one(db, "SELECT * FROM responses WHERE id = ?", [fresh["id"]])
+        return _outcome(db, assessment["id"], fresh, repeated=False, alerts=sheet.alerts)
+
+
+def _complete_if_done(db, assessment, participant, questionnaires, actor, now) -> None:
+    submitted = {
+        r["questionnaire"]
+        for r in db.query(
+            "SELECT questionnaire FROM responses WHERE assessment_id = ? AND status = 'submitted'",
+            [assessment["id"]],
+        )
+    }
+    if not set(questionnaires) <= submitted:
+        return
+    code = new_receipt_code()
+    while one(db, "SELECT 1 AS x FROM assessments WHERE receipt_code = ?", [code]):
+        code = new_receipt_code()
+    db.execute(
+        "UPDATE assessments SET completed_at = ?, receipt_code = ? WHERE id = ? "
+        "AND completed_at IS NULL",
+        (now, code, assessment["id"]),
+    )
+    audit.record(
+        db,
+        actor=actor,
+        role="participant",
+        action="assessment.complete",
+        entity="assessment",
+        entity_id=f"{participant['study_code']}/{assessment['timepoint']}",
+        new={"receipt_code": code},
+        at=now,
+    )
+
+
+def _outcome(db, assessment_id: int, response: dict, *, repeated: bool, alerts=()) -> dict:
+    row = one(
+        db, "SELECT completed_at, receipt_code FROM assessments WHERE id = ?", [assessment_id]
+    )
+    return {
+        "response": response,
+        "repeated": repeated,
+        "alerts": tuple(alerts),
+        "receipt_code": row["receipt_code"],
+        "completed": bool(row["completed_at"]),
+    }

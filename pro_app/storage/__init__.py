@@ -1,0 +1,1 @@
+"""Storage: SQLite through sqlite-utils (migrations, transactions, audit chain)."""

@@ -1,0 +1,185 @@
+"""Named migrations; a migration is never edited once it has shipped (add a new one)."""
+
+from __future__ import annotations
+
+from sqlite_utils import Migrations
+
+migrations = Migrations("pro_app")
+
+# Tables that only ever grow: UPDATE and DELETE are refused by triggers.
+APPEND_ONLY = ("answers", "page_saves", "scores", "alerts", "audit", "outbox")
+
+
+def _guard(table: str) -> str:
+    return f"""
+    CREATE TRIGGER {table}_no_update BEFORE UPDATE ON {table}
+    BEGIN SELECT RAISE(ABORT, '{table} is append-only: rows cannot be changed'); END;
+    CREATE TRIGGER {table}_no_delete BEFORE DELETE ON {table}
+    BEGIN SELECT RAISE(ABORT, '{table} is append-only: rows cannot be deleted'); END;
+    """
+
+
+INITIAL = """
+CREATE TABLE participants (
+    id INTEGER PRIMARY KEY,
+    study_code TEXT NOT NULL UNIQUE,
+    site TEXT NOT NULL,
+    language TEXT NOT NULL CHECK (language IN ('nb', 'en')),
+    enrolled_on TEXT NOT NULL,
+    day0 TEXT,
+    status TEXT NOT NULL DEFAULT 'active' CHECK (status IN ('active', 'withdrawn', 'completed')),
+    created_at TEXT NOT NULL
+) STRICT;
+
+-- Contact details apart from answers, each field encrypted (Fernet, PRO_CONTACT_KEY).
+CREATE TABLE contacts (
+    participant_id INTEGER PRIMARY KEY REFERENCES participants(id),
+    email BLOB,
+    phone BLOB,
+    updated_at TEXT NOT NULL
+) STRICT;
+
+CREATE TABLE assessments (
+    id INTEGER PRIMARY KEY,
+    participant_id INTEGER NOT NULL REFERENCES participants(id),
+    timepoint TEXT NOT NULL,
+    target_day TEXT NOT NULL,
+    first_day TEXT NOT NULL,
+    last_day TEXT NOT NULL,
+    opens_at TEXT NOT NULL,
+    closes_at TEXT NOT NULL,
+    late_from TEXT NOT NULL,
+    can_be_late INTEGER NOT NULL,
+    completed_at TEXT,
+    receipt_code TEXT UNIQUE,
+    UNIQUE (participant_id, timepoint)
+) STRICT;
+
+CREATE TABLE invites (
+    id INTEGER PRIMARY KEY,
+    assessment_id INTEGER NOT NULL REFERENCES assessments(id),
+    token_hash TEXT NOT NULL UNIQUE,
+    created_at TEXT NOT NULL,
+    created_by TEXT NOT NULL,
+    expires_at TEXT NOT NULL,
+    revoked_at TEXT,
+    first_used_at TEXT
+) STRICT;
+CREATE INDEX invites_assessment ON invites(assessment_id);
+
+CREATE TABLE responses (
+    id INTEGER PRIMARY KEY,
+    uuid TEXT NOT NULL UNIQUE,
+    assessment_id INTEGER NOT NULL REFERENCES assessments(id),
+    questionnaire TEXT NOT NULL,
+    version INTEGER NOT NULL DEFAULT 1,
+    definition_version TEXT NOT NULL,
+    definition_hash TEXT NOT NULL,
+    status TEXT NOT NULL CHECK (status IN ('in_progress', 'submitted', 'superseded')),
+    started_at TEXT NOT NULL,
+    submitted_at TEXT,
+    submission_id TEXT UNIQUE,
+    UNIQUE (assessment_id, questionnaire, version)
+) STRICT;
+
+-- A submitted response is never edited: only in_progress rows may change, and only forward.
+CREATE TRIGGER responses_frozen BEFORE UPDATE ON responses
+WHEN OLD.status != 'in_progress'
+BEGIN SELECT RAISE(ABORT, 'responses: a submitted response cannot be changed'); END;
+CREATE TRIGGER responses_fixed_columns BEFORE UPDATE ON responses
+WHEN NEW.uuid != OLD.uuid OR NEW.assessment_id != OLD.assessment_id
+    OR NEW.questionnaire != OLD.questionnaire OR NEW.version != OLD.version
+BEGIN SELECT RAISE(ABORT, 'responses: identity columns cannot be changed'); END;
+CREATE TRIGGER responses_no_delete BEFORE DELETE ON responses
+BEGIN SELECT RAISE(ABORT, 'responses cannot be deleted'); END;
+
+-- The answer journal: every save is a row; the current answer is the latest row per item.
+CREATE TABLE answers (
+    id INTEGER PRIMARY KEY,
+    response_id INTEGER NOT NULL REFERENCES responses(id),
+    item TEXT NOT NULL,
+    value TEXT,
+    save_id TEXT NOT NULL,
+    client_time TEXT,
+    server_time TEXT NOT NULL,
+    actor TEXT NOT NULL
+) STRICT;
+CREATE INDEX answers_response_item ON answers(response_id, item, id);
+
+-- One row per page save: a repeated save id is recognised and stores nothing new.
+CREATE TABLE page_saves (
+    save_id TEXT PRIMARY KEY,
+    response_id INTEGER NOT NULL REFERENCES responses(id),
+    page INTEGER NOT NULL,
+    saved_at TEXT NOT NULL
+) STRICT;
+
+CREATE TABLE scores (
+    id INTEGER PRIMARY KEY,
+    response_id INTEGER NOT NULL REFERENCES responses(id),
+    score TEXT NOT NULL,
+    value TEXT,
+    reason TEXT,
+    definition_version TEXT NOT NULL,
+    definition_hash TEXT NOT NULL,
+    computed_at TEXT NOT NULL,
+    UNIQUE (response_id, score)
+) STRICT;
+
+CREATE TABLE alerts (
+    id INTEGER PRIMARY KEY,
+    response_id INTEGER NOT NULL REFERENCES responses(id),
+    participant_id INTEGER NOT NULL REFERENCES participants(id),
+    site TEXT NOT NULL,
+    alert TEXT NOT NULL,
+    raised_at TEXT NOT NULL
+) STRICT;
+
+-- Hash-chained audit log (see pro_app/storage/audit.py for the canonical row).
+CREATE TABLE audit (
+    id INTEGER PRIMARY KEY,
+    at TEXT NOT NULL,
+    actor TEXT NOT NULL,
+    role TEXT NOT NULL,
+    action TEXT NOT NULL,
+    entity TEXT NOT NULL,
+    entity_id TEXT,
+    field TEXT,
+    old_value TEXT,
+    new_value TEXT,
+    reason TEXT,
+    prev_hash TEXT NOT NULL,
+    hash TEXT NOT NULL UNIQUE
+) STRICT;
+
+-- Messages for the trial database, written in the same transaction as the submit.
+CREATE TABLE outbox (
+    id INTEGER PRIMARY KEY,
+    message_id TEXT NOT NULL UNIQUE,
+    kind TEXT NOT NULL,
+    response_id INTEGER REFERENCES responses(id),
+    payload TEXT NOT NULL,
+    created_at TEXT NOT NULL
+) STRICT;
+
+-- Shared by every worker: attempts per key and window (invite and submit endpoints).
+CREATE TABLE rate_limits (
+    key TEXT NOT NULL,
+    window_start INTEGER NOT NULL,
+    count INTEGER NOT NULL,
+    PRIMARY KEY (key, window_start)
+) STRICT;
+"""
+
+
+@migrations(name="0001_initial")
+def initial(db) -> None:
+    """Create the first schema."""
+    db.executescript(INITIAL + "".join(_guard(t) for t in APPEND_ONLY))
+
+
+def upgrade(db) -> list[str]:
+    """Apply pending migrations; return the names applied."""
+    pending = [m.name for m in migrations.pending(db)]
+    migrations.apply(db)
+    return pending
