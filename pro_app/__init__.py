@@ -23,12 +23,16 @@ def create_app(test_config: dict | None = None) -> Flask:
     if not database.is_absolute():
         app.config["DATABASE"] = str(Path(app.instance_path).parent / database)
 
-    from . import database, i18n, security, views
+    from . import database, errors, i18n, logs, participant, pwa, security, views
     from .cli import register_commands
 
     database.init_app(app)
+    errors.init_app(app)
+    logs.init_app(app)
     i18n.init_app(app)
     security.init_app(app)
     app.register_blueprint(views.bp)
+    app.register_blueprint(participant.bp)
+    app.register_blueprint(pwa.bp)
     register_commands(app)
     return app

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Flask, request, session
+from flask import Flask, g, request, session
 from flask_babel import Babel, get_locale
 
 LANGUAGES = ("nb", "en")
@@ -18,7 +18,10 @@ def select_locale() -> str:
         session["lang"] = asked
         return asked
     kept = session.get("lang")
-    return kept if kept in LANGUAGES else "nb"
+    if kept in LANGUAGES:
+        return kept
+    hint = g.get("language_hint")
+    return hint if hint in LANGUAGES else "nb"
 
 
 def init_app(app: Flask) -> None:

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
-from flask import Flask, Response, request
+from urllib.parse import urlsplit
+
+from flask import Flask, Response, abort, render_template, request
+from flask_wtf.csrf import CSRFError, CSRFProtect
+
+csrf = CSRFProtect()
 
 CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
@@ -16,10 +21,39 @@ def add_headers(response: Response) -> Response:
     response.headers["X-Content-Type-Options"] = "nosniff"
     response.headers["Referrer-Policy"] = "no-referrer"
     response.headers["X-Frame-Options"] = "DENY"
+    if response.mimetype == "text/html":
+        # Pages may show answers: never store them in a cache.
+        response.headers["Cache-Control"] = "no-store"
     if request.is_secure:
         response.headers["Strict-Transport-Security"] = "max-age=31536000; includeSubDomains"
     return response
 
 
+def check_origin() -> None:
+    """Refuse a state-changing request whose Origin is another site (CSRF, second line)."""
+    if request.method in ("GET", "HEAD", "OPTIONS"):
+        return
+    origin = request.headers.get("Origin")
+    if not origin or origin == "null":
+        return
+    if urlsplit(origin).netloc != request.host:
+        abort(403)
+
+
+def _csrf_failed(error: CSRFError):
+    return render_template("participant/session_ended.html"), 400
+
+
 def init_app(app: Flask) -> None:
+    # The CSRF token lives as long as the session: a resend after a long offline spell works.
+    app.config.setdefault("WTF_CSRF_TIME_LIMIT", None)
+    app.config.setdefault("MAX_CONTENT_LENGTH", 256 * 1024)
+    app.config.setdefault("SESSION_COOKIE_SAMESITE", "Lax")
+    app.config.setdefault("SESSION_COOKIE_HTTPONLY", True)
+    if str(app.config.get("BASE_URL", "")).startswith("https://"):
+        app.config.setdefault("SESSION_COOKIE_SECURE", True)
+        app.config.setdefault("SESSION_COOKIE_NAME", "__Host-session")
+    csrf.init_app(app)
+    app.before_request(check_origin)
+    app.register_error_handler(CSRFError, _csrf_failed)
     app.after_request(add_headers)

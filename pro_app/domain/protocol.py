@@ -17,6 +17,7 @@ SiteId = Annotated[str, StringConstraints(pattern=r"^[A-Z][A-Z0-9]{1,7}$")]
 class Site(Strict):
     id: SiteId
     name: NonEmpty
+    contact: LocalText | None = None  # how participants reach the study team at this site
 
 
 class Window(Strict):

@@ -1,0 +1,125 @@
+/* Keeps a page's answers through a dropped connection and resends them with the same
+   save id. No framework; everything also works without this script. */
+(function () {
+  "use strict";
+  var DB_NAME = "pro-app", STORE = "pending", RETRY_MS = 5000;
+
+  function openStore() {
+    return new Promise(function (resolve, reject) {
+      if (!window.indexedDB) { reject(new Error("no IndexedDB")); return; }
+      var request = indexedDB.open(DB_NAME, 1);
+      request.onupgradeneeded = function () { request.result.createObjectStore(STORE); };
+      request.onsuccess = function () { resolve(request.result); };
+      request.onerror = function () { reject(request.error); };
+    });
+  }
+
+  function withStore(mode, action) {
+    return openStore().then(function (db) {
+      return new Promise(function (resolve, reject) {
+        var tx = db.transaction(STORE, mode);
+        var result = action(tx.objectStore(STORE));
+        tx.oncomplete = function () { resolve(result && result.result); };
+        tx.onerror = function () { reject(tx.error); };
+      });
+    }).catch(function () { return undefined; });
+  }
+
+  function keep(key, entry) { return withStore("readwrite", function (s) { return s.put(entry, key); }); }
+  function forget(key) { return withStore("readwrite", function (s) { return s.delete(key); }); }
+  function recall(key) { return withStore("readonly", function (s) { return s.get(key); }); }
+
+  function notice(form, text) {
+    var box = document.querySelector("[data-offline-notice]");
+    if (!box) {
+      box = document.createElement("div");
+      box.className = "offline-notice";
+      box.setAttribute("role", "status");
+      box.setAttribute("data-offline-notice", "");
+      form.parentNode.insertBefore(box, form);
+    }
+    box.textContent = text;
+    box.hidden = !text;
+  }
+
+  function fieldsOf(form, submitter) {
+    var data = new FormData(form);
+    if (submitter && submitter.name) { data.append(submitter.name, submitter.value); }
+    var stamp = form.querySelector("input[name=client_time]");
+    if (stamp) { data.set("client_time", new Date().toISOString()); }
+    var pairs = [];
+    data.forEach(function (value, name) { pairs.push([name, String(value)]); });
+    return pairs;
+  }
+
+  function body(pairs, form) {
+    var data = new URLSearchParams();
+    var token = form.querySelector("input[name=csrf_token]");
+    pairs.forEach(function (pair) {
+      // A resend after the link was opened again must carry this page's fresh token.
+      data.append(pair[0], pair[0] === "csrf_token" && token ? token.value : pair[1]);
+    });
+    return data;
+  }
+
+  function show(response) {
+    if (response.redirected) { window.location.assign(response.url); return; }
+    return response.text().then(function (html) {
+      var page = new DOMParser().parseFromString(html, "text/html");
+      document.title = page.title;
+      document.body.replaceWith(page.body);
+      window.scrollTo(0, 0);
+      init();
+      var summary = document.querySelector(".error-summary");
+      if (summary) { summary.focus(); }
+    });
+  }
+
+  function send(form, key, pairs) {
+    var offlineText = form.getAttribute("data-offline-text");
+    var lostText = form.getAttribute("data-lost-text");
+    // Not form.action: a control named "action" (our buttons) shadows that property.
+    return fetch(form.getAttribute("action") || window.location.href, {
+      method: "POST", body: body(pairs, form), credentials: "same-origin", redirect: "follow",
+      headers: { "Content-Type": "application/x-www-form-urlencoded" }
+    }).then(function (response) {
+      if (response.status === 400 || response.status === 401) {
+        notice(form, lostText);  // session gone: keep the answers until the link is opened again
+        form.removeAttribute("data-busy");
+        return;
+      }
+      return forget(key).then(function () { return show(response); });
+    }, function () {
+      notice(form, offlineText);
+      setTimeout(function () { send(form, key, pairs); }, RETRY_MS);
+    });
+  }
+
+  function attach(form) {
+    var key = window.location.pathname;
+    form.addEventListener("submit", function (event) {
+      event.preventDefault();
+      if (form.hasAttribute("data-busy")) { return; }  // a double tap sends once
+      form.setAttribute("data-busy", "");
+      var pairs = fieldsOf(form, event.submitter);
+      keep(key, { pairs: pairs, at: Date.now() }).then(function () { send(form, key, pairs); });
+    });
+    recall(key).then(function (entry) {
+      if (entry && entry.pairs) {
+        form.setAttribute("data-busy", "");
+        notice(form, form.getAttribute("data-resend-text"));
+        send(form, key, entry.pairs);
+      }
+    });
+  }
+
+  function init() {
+    var forms = document.querySelectorAll("form[data-save-form]");
+    for (var i = 0; i < forms.length; i++) { attach(forms[i]); }
+  }
+
+  if ("serviceWorker" in navigator) {
+    navigator.serviceWorker.register("/sw.js", { scope: "/" }).catch(function () {});
+  }
+  init();
+})();

@@ -1,0 +1,57 @@
+"""Build apps, participants and invite links for tests (real database, real services)."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from pro_app import create_app
+from pro_app.catalog import catalog_for
+from pro_app.database import get_db
+from pro_app.services import assessments, invites, participants
+from pro_app.storage.contacts import cipher_for
+from pro_app.storage.schema import upgrade
+
+
+def make_app(db_path, **config):
+    """An app over a fresh, migrated database file."""
+    app = create_app({"TESTING": True, "DATABASE": str(db_path), **config})
+    with app.app_context():
+        upgrade(get_db())
+    return app
+
+
+def local_today(app) -> dt.date:
+    with app.app_context():
+        zone = catalog_for(app).study.zone
+    return dt.datetime.now(dt.UTC).astimezone(zone).date()
+
+
+def enrol(
+    app, code="BTB-0001", *, site="OUS", enrolled=-10, day0=3, language="nb", email=None, phone=None
+) -> dict:
+    """Enrol a participant with dates relative to today (so baseline is open with day0=3)."""
+    today = local_today(app)
+    with app.app_context():
+        return participants.add(
+            get_db(),
+            catalog_for(app).study,
+            code=code,
+            site=site,
+            enrolled=today + dt.timedelta(days=enrolled),
+            day0=today + dt.timedelta(days=day0) if day0 is not None else None,
+            language=language,
+            email=email,
+            phone=phone,
+            cipher=cipher_for(app.config) if (email or phone) else None,
+        )
+
+
+def link_token(app, code: str, timepoint: str) -> str:
+    """Issue an invite for code at timepoint; return the token (the path is /i/<token>)."""
+    with app.app_context():
+        db = get_db()
+        person = participants.by_code(db, code)
+        row = next(
+            a for a in assessments.for_participant(db, person["id"]) if a["timepoint"] == timepoint
+        )
+        return invites.issue(db, row, person, actor="test", role="admin")
