@@ -47,7 +47,7 @@ def test_shipped_study_loads(catalog):
         ),
         ("timezone: Europe/Oslo", "timezone: Europe/Olso", "unknown time zone 'Europe/Olso'"),
         ("  - id: week2\n", "  - id: week1\n", "duplicate timepoint id 'week1'"),
-        ("{id: OUS, name", "{id: Oslo, name", "'Oslo'"),
+        ("  - id: OUS\n", "  - id: Oslo\n", "'Oslo' is not a valid site id"),
         (
             "    ends_before_day0: true\n    can_be_late: false\n    questionnaires: [nrs, odi]",
             "    can_be_late: false\n    questionnaires: [nrs, odi]\n    ends_befor_day0: true",
