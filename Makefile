@@ -19,7 +19,9 @@ translations: install
 
 run: install translations
 	$(BIN)/flask --app pro_app questionnaires check
-	PRO_DEMO=1 $(BIN)/flask --app pro_app run --host $(HOST) --port $(PORT)
+	PRO_DEMO=1 PRO_BASE_URL=http://$(HOST):$(PORT) $(BIN)/flask --app pro_app db upgrade
+	PRO_DEMO=1 PRO_BASE_URL=http://$(HOST):$(PORT) $(BIN)/flask --app pro_app demo
+	PRO_DEMO=1 PRO_BASE_URL=http://$(HOST):$(PORT) $(BIN)/flask --app pro_app run --host $(HOST) --port $(PORT)
 
 test: install translations lint
 	$(BIN)/pytest
