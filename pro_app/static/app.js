@@ -63,15 +63,24 @@
   }
 
   function show(response) {
-    if (response.redirected) { window.location.assign(response.url); return; }
+    // The next page came with the answer to the save: show it without fetching it again.
+    var url = response.url;
     return response.text().then(function (html) {
       var page = new DOMParser().parseFromString(html, "text/html");
+      if (response.redirected && url !== window.location.href) {
+        window.history.pushState({ pro: true }, "", url);
+      }
+      document.documentElement.lang = page.documentElement.lang;
       document.title = page.title;
       document.body.replaceWith(page.body);
       window.scrollTo(0, 0);
       init();
-      var summary = document.querySelector(".error-summary");
-      if (summary) { summary.focus(); }
+      // Move focus as a page load would: to the error summary, else the heading.
+      var target = document.querySelector(".error-summary") || document.querySelector("h1");
+      if (target) {
+        if (!target.hasAttribute("tabindex")) { target.setAttribute("tabindex", "-1"); }
+        target.focus();
+      }
     });
   }
 
@@ -117,6 +126,9 @@
     var forms = document.querySelectorAll("form[data-save-form]");
     for (var i = 0; i < forms.length; i++) { attach(forms[i]); }
   }
+
+  // Pages shown from a save's answer are history entries: going back reloads them.
+  window.addEventListener("popstate", function () { window.location.reload(); });
 
   if ("serviceWorker" in navigator) {
     navigator.serviceWorker.register("/sw.js", { scope: "/" }).catch(function () {});
