@@ -18,12 +18,15 @@ def create_app(test_config: dict | None = None) -> Flask:
     else:
         app.config.from_mapping(test_config)
     app.config.from_prefixed_env("PRO")
+    # The second factor is on by default outside the demo (an admin may turn it off).
+    if app.config.get("STAFF_TOTP") is None:
+        app.config["STAFF_TOTP"] = not app.config.get("DEMO")
     app.config["BABEL_TRANSLATION_DIRECTORIES"] = str(ROOT / "translations")
     database = Path(app.config["DATABASE"])
     if not database.is_absolute():
         app.config["DATABASE"] = str(Path(app.instance_path).parent / database)
 
-    from . import database, errors, i18n, logs, participant, pwa, security, views
+    from . import database, errors, i18n, logs, participant, pwa, security, staff, views
     from .cli import register_commands
 
     database.init_app(app)
@@ -34,5 +37,6 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.register_blueprint(views.bp)
     app.register_blueprint(participant.bp)
     app.register_blueprint(pwa.bp)
+    app.register_blueprint(staff.bp)
     register_commands(app)
     return app

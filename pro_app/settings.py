@@ -34,6 +34,11 @@ SETTINGS = (
     ),
     Setting("STUDIES_DIR", str(ROOT / "studies"), "Folder of study protocols."),
     Setting(
+        "STAFF_TOTP",
+        None,
+        "Require a TOTP code at staff sign-in (default: on, except in the demo).",
+    ),
+    Setting(
         "CONTACT_KEY",
         "",
         "Fernet key that encrypts contact details (make one with "

@@ -12,9 +12,19 @@ def register_commands(app: Flask) -> None:
     from .questionnaires import questionnaires
     from .schedule import schedule
     from .score import score
+    from .staff import staff_group
 
     app.cli.add_command(questionnaires)
     app.cli.add_command(score)
     app.cli.add_command(schedule)
-    for command in (db_group, participants_group, invite, audit_group, contacts_group, demo):
+    commands = (
+        db_group,
+        participants_group,
+        invite,
+        audit_group,
+        contacts_group,
+        demo,
+        staff_group,
+    )
+    for command in commands:
         app.cli.add_command(command)

@@ -183,3 +183,48 @@ def upgrade(db) -> list[str]:
     pending = [m.name for m in migrations.pending(db)]
     migrations.apply(db)
     return pending
+
+
+STAFF = """
+CREATE TABLE staff (
+    id INTEGER PRIMARY KEY,
+    email TEXT NOT NULL UNIQUE COLLATE NOCASE,
+    role TEXT NOT NULL CHECK (role IN ('admin', 'coordinator', 'investigator', 'data_manager')),
+    password_hash TEXT NOT NULL,
+    must_change_password INTEGER NOT NULL DEFAULT 1,
+    totp_secret BLOB,
+    totp_confirmed_at TEXT,
+    totp_last_step INTEGER,
+    disabled_at TEXT,
+    created_at TEXT NOT NULL
+) STRICT;
+
+CREATE TABLE staff_sites (
+    staff_id INTEGER NOT NULL REFERENCES staff(id),
+    site TEXT NOT NULL,
+    PRIMARY KEY (staff_id, site)
+) STRICT;
+
+-- Server-side staff sessions: logout and disabling an account end them at once.
+CREATE TABLE staff_sessions (
+    id TEXT PRIMARY KEY,
+    staff_id INTEGER NOT NULL REFERENCES staff(id),
+    created_at TEXT NOT NULL,
+    last_seen TEXT NOT NULL,
+    second_factor INTEGER NOT NULL DEFAULT 0,
+    ended_at TEXT
+) STRICT;
+
+-- Failed logins per account and per (hashed) address, shared by every worker.
+CREATE TABLE login_failures (
+    key TEXT NOT NULL,
+    at INTEGER NOT NULL
+) STRICT;
+CREATE INDEX login_failures_key ON login_failures(key, at);
+"""
+
+
+@migrations(name="0002_staff")
+def staff(db) -> None:
+    """Staff accounts, their sites, server-side sessions and failed logins."""
+    db.executescript(STAFF)

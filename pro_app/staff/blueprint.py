@@ -1,0 +1,5 @@
+"""The staff blueprint (all staff pages live under /staff)."""
+
+from flask import Blueprint
+
+bp = Blueprint("staff", __name__, url_prefix="/staff")

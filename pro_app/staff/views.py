@@ -1,0 +1,206 @@
+"""Staff pages: the completion overview, a participant's page, enrolment, links."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import segno
+from flask import abort, current_app, g, redirect, render_template, request, url_for
+from flask_babel import gettext as _
+
+from ..catalog import current_catalog
+from ..database import get_db
+from ..services import assessments, invites, participants
+from ..services import overview as overview_service
+from ..storage.contacts import ContactKeyError, cipher_for, load
+from ..storage.db import one, utc_now
+from .access import ALL_STAFF, require_site, staff_route, visible_sites
+from .blueprint import bp
+
+MANAGE = ("admin", "coordinator")
+
+
+@bp.get("/")
+@staff_route(*ALL_STAFF)
+def overview():
+    """Who is due, late or missed: participants × timepoints, with counts."""
+    study = current_catalog().study
+    sites = visible_sites(g.staff, study)
+    chosen = request.args.get("site")
+    if chosen in sites:
+        sites = (chosen,)
+    state = request.args.get("state") or None
+    data = overview_service.matrix(get_db(), study, sites, utc_now())
+    if state:
+        data["rows"] = [
+            r for r in data["rows"] if any(c["state"] == state for c in r["cells"].values())
+        ]
+    return render_template(
+        "staff/overview.html",
+        data=data,
+        study=study,
+        site=chosen,
+        state=state,
+        sites=visible_sites(g.staff, study),
+    )
+
+
+def _participant_or_404(code: str) -> dict:
+    row = participants.by_code(get_db(), code)
+    if row is None:
+        abort(404)
+    require_site(g.staff, current_catalog().study, row["site"])
+    return row
+
+
+@bp.get("/participants/<code>")
+@staff_route("admin", "coordinator", "investigator", "data_manager")
+def participant(code: str):
+    """A participant's schedule, windows, states, links; contact details for site staff."""
+    study = current_catalog().study
+    row = _participant_or_404(code)
+    db = get_db()
+    now = utc_now()
+    schedule = []
+    for a in assessments.for_participant(db, row["id"]):
+        history = list(
+            db.query(
+                "SELECT created_at, created_by, revoked_at, first_used_at FROM invites"
+                " WHERE assessment_id = ? ORDER BY id",
+                [a["id"]],
+            )
+        )
+        schedule.append(
+            {
+                "row": a,
+                "state": assessments.state(db, a, study, now),
+                "label": study.timepoint(a["timepoint"]).label.get("en"),
+                "invites": history,
+            }
+        )
+    contact = None
+    if g.staff["role"] in MANAGE + ("investigator",):
+        try:
+            contact = load(db, row["id"], cipher_for(current_app.config))
+        except ContactKeyError:
+            contact = {"email": None, "phone": None, "error": True}
+    return render_template(
+        "staff/participant.html",
+        person=row,
+        schedule=schedule,
+        contact=contact,
+        can_manage=g.staff["role"] in MANAGE,
+        link=None,
+    )
+
+
+@bp.post("/participants/<code>/<timepoint>/link")
+@staff_route(*MANAGE)
+def new_link(code: str, timepoint: str):
+    """Make a new link (the old one dies at once) and show it once, with its QR code."""
+    row = _participant_or_404(code)
+    db = get_db()
+    assessment = one(
+        db,
+        "SELECT * FROM assessments WHERE participant_id = ? AND timepoint = ?",
+        [row["id"], timepoint],
+    )
+    if assessment is None or assessment["completed_at"] or row["status"] != "active":
+        return redirect(url_for("staff.participant", code=code))
+    token = invites.issue(db, assessment, row, actor=g.staff["email"], role=g.staff["role"])
+    url = invites.link(current_app.config["BASE_URL"], token)
+    qr = segno.make(url, error="m").svg_data_uri(scale=4)
+    return render_template("staff/link.html", person=row, timepoint=timepoint, url=url, qr=qr)
+
+
+@bp.post("/participants/<code>/<timepoint>/revoke")
+@staff_route(*MANAGE)
+def revoke_link(code: str, timepoint: str):
+    """Revoke the live link of a timepoint."""
+    row = _participant_or_404(code)
+    db = get_db()
+    assessment = one(
+        db,
+        "SELECT * FROM assessments WHERE participant_id = ? AND timepoint = ?",
+        [row["id"], timepoint],
+    )
+    if assessment is not None:
+        invites.revoke(db, assessment, row, actor=g.staff["email"], role=g.staff["role"])
+    return redirect(url_for("staff.participant", code=code))
+
+
+@bp.route("/participants/new", methods=["GET", "POST"])
+@staff_route(*MANAGE)
+def enrol():
+    """Enrol a participant: study code, site, language, dates and contact details."""
+    study = current_catalog().study
+    sites = visible_sites(g.staff, study)
+    form = {
+        "code": "",
+        "site": sites[0] if len(sites) == 1 else "",
+        "language": "nb",
+        "enrolled": utc_now().astimezone(study.zone).date().isoformat(),
+        "day0": "",
+        "email": "",
+        "phone": "",
+    }
+    error = None
+    if request.method == "POST":
+        form = {k: request.form.get(k, "").strip()[:200] for k in form}
+        try:
+            if form["site"] not in sites:
+                raise participants.EnrolmentError(_("Choose one of your sites."))
+            enrolled = _date(form["enrolled"], _("enrolment date"))
+            day0 = _date(form["day0"], _("day 0")) if form["day0"] else None
+            cipher = cipher_for(current_app.config) if (form["email"] or form["phone"]) else None
+            participants.add(
+                get_db(),
+                study,
+                code=form["code"],
+                site=form["site"],
+                enrolled=enrolled,
+                day0=day0,
+                language=form["language"],
+                email=form["email"] or None,
+                phone=form["phone"] or None,
+                cipher=cipher,
+                actor=g.staff["email"],
+                role=g.staff["role"],
+            )
+            return redirect(url_for("staff.participant", code=form["code"]))
+        except (participants.EnrolmentError, ContactKeyError) as exc:
+            error = str(exc)
+    return render_template(
+        "staff/enrol.html", form=form, sites=sites, error=error, pattern=study.code_pattern
+    ), (400 if error else 200)
+
+
+def _date(text: str, name: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError as exc:
+        raise participants.EnrolmentError(
+            _("Write the %(name)s as YYYY-MM-DD.", name=name)
+        ) from exc
+
+
+@bp.app_context_processor
+def _state_words():
+    names = {
+        "upcoming": _("upcoming"),
+        "open": _("open"),
+        "in_progress": _("in progress"),
+        "completed": _("completed"),
+        "late": _("late"),
+        "missed": _("missed"),
+    }
+    # Symbols as well as colour, so the matrix reads in grey-scale and for colour-blind eyes.
+    short = {
+        "upcoming": "·",
+        "open": "○",
+        "in_progress": "◐",
+        "completed": "✓",
+        "late": "!",
+        "missed": "✗",
+    }
+    return {"state_names": names, "state_short": short}
