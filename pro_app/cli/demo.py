@@ -13,6 +13,7 @@ from ..catalog import catalog_for
 from ..database import get_db
 from ..services import assessments, invites, journal, participants
 from ..services.submit import submit
+from ..staff import accounts
 from ..storage.contacts import cipher_for
 from ..storage.db import utc_now
 from ..storage.schema import upgrade
@@ -94,7 +95,35 @@ def demo():
                 person = participants.by_code(db, code)
                 screening = assessments.for_participant(db, person["id"])[0]
                 _answer_all(db, catalog_for(current_app), person, screening)
+    _demo_staff(db, catalog.study, cipher)
     _print_links(db, catalog)
+
+
+DEMO_STAFF = (
+    ("koordinator@example.org", "coordinator", ("OUS", "HUS", "STO")),
+    ("datahandterer@example.org", "data_manager", ()),
+)
+DEMO_PASSWORD = "demo-passord-2026"
+
+
+def _demo_staff(db, study, cipher) -> None:
+    """Staff accounts with a known password (demo only; no second factor in the demo)."""
+    for email, role, sites in DEMO_STAFF:
+        if accounts.by_email(db, email) is None:
+            accounts.add(
+                db,
+                study,
+                cipher,
+                email=email,
+                role=role,
+                sites=sites,
+                actor="demo",
+                actor_role="demo",
+            )
+            accounts.set_password(db, accounts.by_email(db, email), DEMO_PASSWORD, actor="demo")
+    base = current_app.config["BASE_URL"]
+    names = ", ".join(email for email, _, _ in DEMO_STAFF)
+    click.echo(f"Staff pages: {base}/staff/login as {names}, password {DEMO_PASSWORD}")
 
 
 def _print_links(db, catalog) -> None:
