@@ -47,12 +47,16 @@ def _csrf_failed(error: CSRFError):
 def init_app(app: Flask) -> None:
     # The CSRF token lives as long as the session: a resend after a long offline spell works.
     app.config.setdefault("WTF_CSRF_TIME_LIMIT", None)
-    app.config.setdefault("MAX_CONTENT_LENGTH", 256 * 1024)
-    app.config.setdefault("SESSION_COOKIE_SAMESITE", "Lax")
-    app.config.setdefault("SESSION_COOKIE_HTTPONLY", True)
+    # Flask's own defaults already hold these keys, so setdefault would do nothing.
+    if app.config.get("MAX_CONTENT_LENGTH") is None:
+        app.config["MAX_CONTENT_LENGTH"] = 256 * 1024
+    if app.config.get("SESSION_COOKIE_SAMESITE") is None:
+        app.config["SESSION_COOKIE_SAMESITE"] = "Lax"
+    app.config["SESSION_COOKIE_HTTPONLY"] = True
     if str(app.config.get("BASE_URL", "")).startswith("https://"):
-        app.config.setdefault("SESSION_COOKIE_SECURE", True)
-        app.config.setdefault("SESSION_COOKIE_NAME", "__Host-session")
+        app.config["SESSION_COOKIE_SECURE"] = True
+        if app.config.get("SESSION_COOKIE_NAME") == "session":
+            app.config["SESSION_COOKIE_NAME"] = "__Host-session"
     csrf.init_app(app)
     app.before_request(check_origin)
     app.register_error_handler(CSRFError, _csrf_failed)

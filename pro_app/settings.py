@@ -33,6 +33,15 @@ SETTINGS = (
         "QUESTIONNAIRES_DIR", str(ROOT / "questionnaires"), "Folder of questionnaire definitions."
     ),
     Setting("STUDIES_DIR", str(ROOT / "studies"), "Folder of study protocols."),
+    Setting("SMTP_HOST", "", "SMTP server for e-mail invitations (empty: e-mail is off)."),
+    Setting("SMTP_PORT", 587, "SMTP port."),
+    Setting("SMTP_STARTTLS", True, "Use STARTTLS on the SMTP connection."),
+    Setting("SMTP_USER", "", "SMTP user name (empty: no login)."),
+    Setting("SMTP_PASSWORD", "", "SMTP password."),
+    Setting("MAIL_FROM", "", "Sender address of e-mails, e.g. studie@sykehus.no."),
+    Setting("SMS_BACKEND", "console", "console (prints, for development) or http (a gateway)."),
+    Setting("SMS_URL", "", "The SMS gateway's URL (SMS_BACKEND=http): JSON POST {to, message}."),
+    Setting("SMS_TOKEN", "", "Bearer token for the SMS gateway."),
     Setting(
         "STAFF_TOTP",
         None,

@@ -158,14 +158,12 @@ def clients(app):
 
 def _requests(app):
     """Every staff route, with example arguments, as (method, path, endpoint)."""
-    examples = {"code": "BTB-0001", "timepoint": "screening"}
+    examples = {"code": "BTB-0001", "timepoint": "screening", "alert_id": "1"}
     found = []
     for rule in app.url_map.iter_rules():
         if not rule.endpoint.startswith("staff.") or rule.endpoint in AUTH_ENDPOINTS:
             continue
-        path = rule.rule
-        for name in rule.arguments:
-            path = path.replace(f"<{name}>", examples[name])
+        path = re.sub(r"<(?:[^:<>]+:)?([^<>]+)>", lambda m: examples[m.group(1)], rule.rule)
         method = "GET" if "GET" in rule.methods else "POST"
         found.append((method, path, rule.endpoint))
     return found
@@ -182,7 +180,10 @@ def test_role_matrix(app, clients):
         for role, client in clients.items():
             reply = client.open(path, method=method)
             if role in ROUTE_ROLES[endpoint]:
-                assert reply.status_code in (200, 302), (role, method, path, reply.status_code)
+                # Allowed: anything but a refusal or a crash (a POST without its fields may
+                # get 400, an unknown alert 404).
+                assert reply.status_code not in (401, 403), (role, method, path)
+                assert reply.status_code < 500, (role, method, path, reply.status_code)
             else:
                 assert reply.status_code == 403, (role, method, path, reply.status_code)
         anonymous = app.test_client().open(path, method=method)

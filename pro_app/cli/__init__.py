@@ -10,6 +10,7 @@ def register_commands(app: Flask) -> None:
     from .data import audit_group, contacts_group, db_group, invite, participants_group
     from .demo import demo
     from .questionnaires import questionnaires
+    from .reminders import reminders_group
     from .schedule import schedule
     from .score import score
     from .staff import staff_group
@@ -25,6 +26,7 @@ def register_commands(app: Flask) -> None:
         contacts_group,
         demo,
         staff_group,
+        reminders_group,
     )
     for command in commands:
         app.cli.add_command(command)

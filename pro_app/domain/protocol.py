@@ -82,6 +82,21 @@ class Reminders(Strict):
     quiet_hours: QuietHours = QuietHours(start=dt.time(21, 0), end=dt.time(9, 0))
 
 
+class MessageText(Strict):
+    """One message in both languages; {link}, {last_day} and {contact} are filled in."""
+
+    subject: LocalText
+    body: LocalText
+    sms: LocalText
+
+
+class Messages(Strict):
+    """Texts of invitations and reminders. They never name a diagnosis, drug or arm."""
+
+    invite: MessageText
+    reminder: MessageText
+
+
 class ScoringOverride(Strict):
     """A study's own missing-data setting for one score ([setting] in the contract)."""
 
@@ -102,6 +117,7 @@ class Study(Strict):
     visits: tuple[Visit, ...] = ()
     derived: tuple[Derived, ...] = ()
     reminders: Reminders = Reminders()
+    messages: Messages | None = None
     scoring: dict[Identifier, dict[Identifier, ScoringOverride]] = {}
     content_hash: str = ""
     source: str = ""

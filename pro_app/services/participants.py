@@ -186,3 +186,44 @@ def set_day0(
                     a.last_day.isoformat(),
                 ),
             )
+
+
+def withdraw(db, participant: dict, *, reason: str, actor: str, role: str) -> None:
+    """Withdraw a participant: links revoked and reminders stopped at once; data kept."""
+    reason = (reason or "").strip()
+    if not reason:
+        raise EnrolmentError("give the reason for the withdrawal")
+    if participant["status"] == "withdrawn":
+        raise EnrolmentError(f"{participant['study_code']} is already withdrawn")
+    with write(db):
+        db.execute(
+            "UPDATE participants SET status = 'withdrawn' WHERE id = ?", (participant["id"],)
+        )
+        revoked = db.execute(
+            "UPDATE invites SET revoked_at = ? WHERE revoked_at IS NULL AND assessment_id IN"
+            " (SELECT id FROM assessments WHERE participant_id = ?)",
+            (stamp(), participant["id"]),
+        ).rowcount
+        audit.record(
+            db,
+            actor=actor,
+            role=role,
+            action="participant.withdraw",
+            entity="participant",
+            entity_id=participant["study_code"],
+            field="status",
+            old=participant["status"],
+            new="withdrawn",
+            reason=reason,
+        )
+        if revoked:
+            audit.record(
+                db,
+                actor=actor,
+                role=role,
+                action="invite.revoke",
+                entity="participant",
+                entity_id=participant["study_code"],
+                new={"revoked": revoked},
+                reason="withdrawal",
+            )

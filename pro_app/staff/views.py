@@ -5,11 +5,14 @@ from __future__ import annotations
 import datetime as dt
 
 import segno
-from flask import abort, current_app, g, redirect, render_template, request, url_for
+from flask import abort, current_app, flash, g, redirect, render_template, request, url_for
+from flask_babel import get_locale
 from flask_babel import gettext as _
 
 from ..catalog import current_catalog
 from ..database import get_db
+from ..notify.send import deliver
+from ..services import alerts as alert_service
 from ..services import assessments, invites, participants
 from ..services import overview as overview_service
 from ..storage.contacts import ContactKeyError, cipher_for, load
@@ -204,3 +207,102 @@ def _state_words():
         "missed": "✗",
     }
     return {"state_names": names, "state_short": short}
+
+
+@bp.post("/participants/<code>/<timepoint>/send")
+@staff_route(*MANAGE)
+def send_link(code: str, timepoint: str):
+    """Send a new link by e-mail or SMS (the old link dies); say plainly if it failed."""
+    row = _participant_or_404(code)
+    channel = request.form.get("channel")
+    if channel not in ("email", "sms"):
+        abort(400)
+    db = get_db()
+    assessment = one(
+        db,
+        "SELECT * FROM assessments WHERE participant_id = ? AND timepoint = ?",
+        [row["id"], timepoint],
+    )
+    if assessment is None or assessment["completed_at"] or row["status"] != "active":
+        flash(_("No link can be sent for this timepoint."), "error")
+        return redirect(url_for("staff.participant", code=code))
+    outcome = deliver(
+        db,
+        current_app.config,
+        current_catalog().study,
+        cipher_for(current_app.config),
+        participant=row,
+        assessment=assessment,
+        channels=(channel,),
+        actor=g.staff["email"],
+        role=g.staff["role"],
+    )
+    error = outcome[channel]
+    if error:
+        flash(_("Not sent: %(error)s", error=error), "error")
+    else:
+        flash(_("Sent by %(channel)s.", channel=_("e-mail") if channel == "email" else "SMS"))
+    return redirect(url_for("staff.participant", code=code))
+
+
+@bp.post("/participants/<code>/withdraw")
+@staff_route(*MANAGE)
+def withdraw(code: str):
+    """Withdraw the participant with a reason: links die and reminders stop at once."""
+    row = _participant_or_404(code)
+    try:
+        participants.withdraw(
+            get_db(),
+            row,
+            reason=request.form.get("reason", "")[:500],
+            actor=g.staff["email"],
+            role=g.staff["role"],
+        )
+        flash(_("%(code)s is withdrawn from the study.", code=code))
+    except participants.EnrolmentError as exc:
+        flash(str(exc), "error")
+    return redirect(url_for("staff.participant", code=code))
+
+
+@bp.get("/alerts")
+@staff_route("admin", "coordinator", "investigator")
+def alerts():
+    """Open safety alerts at my sites."""
+    study = current_catalog().study
+    rows = alert_service.open_alerts(get_db(), visible_sites(g.staff, study))
+    return render_template("staff/alerts.html", rows=rows)
+
+
+@bp.post("/alerts/<int:alert_id>/acknowledge")
+@staff_route("admin", "coordinator", "investigator")
+def acknowledge(alert_id: int):
+    """Acknowledge an alert with a note of what was done."""
+    study = current_catalog().study
+    try:
+        alert_service.acknowledge(
+            get_db(),
+            alert_id,
+            note=request.form.get("note", ""),
+            staff=g.staff,
+            sites=visible_sites(g.staff, study),
+        )
+        flash(_("The safety alert is acknowledged."))
+    except LookupError:
+        abort(404)
+    except ValueError:
+        flash(_("Write a note: what was done."), "error")
+    return redirect(url_for("staff.alerts"))
+
+
+@bp.app_context_processor
+def _alert_text():
+    def alert_text(row) -> str:
+        definition = current_catalog().questionnaires.get(row["questionnaire"])
+        alert = (
+            next((a for a in definition.alerts if a.id == row["alert"]), None)
+            if (definition)
+            else None
+        )
+        return alert.message.get(str(get_locale())) if alert else row["alert"]
+
+    return {"alert_text": alert_text}

@@ -228,3 +228,46 @@ CREATE INDEX login_failures_key ON login_failures(key, at);
 def staff(db) -> None:
     """Staff accounts, their sites, server-side sessions and failed logins."""
     db.executescript(STAFF)
+
+
+DELIVERIES = """
+-- Every invite and reminder sent (or tried): channel, step, outcome. A reminder step is
+-- sent at most once per assessment and channel.
+CREATE TABLE deliveries (
+    id INTEGER PRIMARY KEY,
+    assessment_id INTEGER NOT NULL REFERENCES assessments(id),
+    kind TEXT NOT NULL CHECK (kind IN ('invite', 'reminder')),
+    step INTEGER NOT NULL DEFAULT 0,
+    channel TEXT NOT NULL CHECK (channel IN ('email', 'sms')),
+    status TEXT NOT NULL CHECK (status IN ('sent', 'failed')),
+    error TEXT,
+    actor TEXT NOT NULL,
+    created_at TEXT NOT NULL
+) STRICT;
+CREATE UNIQUE INDEX deliveries_reminder_once ON deliveries(assessment_id, kind, step, channel)
+    WHERE kind = 'reminder' AND status = 'sent';
+"""
+
+
+@migrations(name="0003_deliveries")
+def deliveries(db) -> None:
+    """Invite and reminder deliveries."""
+    db.executescript(DELIVERIES)
+
+
+ALERT_ACKS = """
+-- A safety alert is acknowledged once, with a note; the acknowledgement never changes.
+CREATE TABLE alert_acks (
+    id INTEGER PRIMARY KEY,
+    alert_id INTEGER NOT NULL UNIQUE REFERENCES alerts(id),
+    staff TEXT NOT NULL,
+    note TEXT NOT NULL,
+    at TEXT NOT NULL
+) STRICT;
+"""
+
+
+@migrations(name="0004_alert_acks")
+def alert_acks(db) -> None:
+    """Acknowledgements of safety alerts."""
+    db.executescript(ALERT_ACKS + _guard("alert_acks"))

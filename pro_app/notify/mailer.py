@@ -1,0 +1,36 @@
+"""E-mail over SMTP (host, port, STARTTLS and credentials from the settings)."""
+
+from __future__ import annotations
+
+import smtplib
+import ssl
+from email.message import EmailMessage
+from email.utils import make_msgid
+
+
+class DeliveryError(RuntimeError):
+    """A message could not be sent; the text says why (shown to the coordinator)."""
+
+
+def send_email(config, *, to: str, subject: str, body: str) -> str:
+    """Send one plain-text e-mail; return its Message-ID or raise DeliveryError."""
+    host = config.get("SMTP_HOST")
+    sender = config.get("MAIL_FROM")
+    if not host or not sender:
+        raise DeliveryError("e-mail is not set up: set PRO_SMTP_HOST and PRO_MAIL_FROM")
+    message = EmailMessage()
+    message["From"] = sender
+    message["To"] = to
+    message["Subject"] = subject
+    message["Message-ID"] = make_msgid(domain=sender.split("@")[-1])
+    message.set_content(body)
+    try:
+        with smtplib.SMTP(host, int(config.get("SMTP_PORT") or 25), timeout=20) as smtp:
+            if config.get("SMTP_STARTTLS"):
+                smtp.starttls(context=ssl.create_default_context())
+            if config.get("SMTP_USER"):
+                smtp.login(config["SMTP_USER"], config.get("SMTP_PASSWORD") or "")
+            smtp.send_message(message)
+    except (smtplib.SMTPException, OSError) as exc:
+        raise DeliveryError(f"the e-mail server refused or did not answer: {exc}") from exc
+    return message["Message-ID"]

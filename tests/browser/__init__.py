@@ -1,0 +1,1 @@
+"""Browser tests of the participant pages (real gunicorn server, Debian chromium)."""
