@@ -39,4 +39,23 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.register_blueprint(pwa.bp)
     app.register_blueprint(staff.bp)
     register_commands(app)
+    _asset_urls(app)
     return app
+
+
+def _asset_urls(app: Flask) -> None:
+    """Static URLs carry a hash of their file, so they can be cached for a year."""
+    import hashlib
+
+    from flask import url_for
+
+    versions: dict[str, str] = {}
+
+    def asset(filename: str) -> str:
+        if filename not in versions:
+            data = (Path(app.static_folder) / filename).read_bytes()
+            versions[filename] = hashlib.sha256(data).hexdigest()[:10]
+        return url_for("static", filename=filename, v=versions[filename])
+
+    app.jinja_env.globals["asset"] = asset
+    app.config.setdefault("SEND_FILE_MAX_AGE_DEFAULT", 365 * 24 * 3600)

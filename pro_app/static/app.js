@@ -2,7 +2,7 @@
    save id. No framework; everything also works without this script. */
 (function () {
   "use strict";
-  var DB_NAME = "pro-app", STORE = "pending", RETRY_MS = 5000;
+  var DB_NAME = "pro-app", STORE = "pending", RETRY_MS = 5000, SHELL_CACHE = "pro-app-shell-v1";
 
   function openStore() {
     return new Promise(function (resolve, reject) {
@@ -84,9 +84,10 @@
     });
   }
 
-  function send(form, key, pairs) {
+  function send(form, key) {
     var offlineText = form.getAttribute("data-offline-text");
     var lostText = form.getAttribute("data-lost-text");
+    var pairs = form._pending;  // the latest answers: a tap while waiting replaces them
     // Not form.action: a control named "action" (our buttons) shadows that property.
     return fetch(form.getAttribute("action") || window.location.href, {
       method: "POST", body: body(pairs, form), credentials: "same-origin", redirect: "follow",
@@ -97,29 +98,61 @@
         form.removeAttribute("data-busy");
         return;
       }
+      if (pairs !== form._pending) { return send(form, key); }  // changed while in flight
       return forget(key).then(function () { return show(response); });
     }, function () {
       notice(form, offlineText);
-      setTimeout(function () { send(form, key, pairs); }, RETRY_MS);
+      setTimeout(function () { send(form, key); }, RETRY_MS);
     });
+  }
+
+  function freshId() {
+    var bytes = new Uint8Array(16);
+    window.crypto.getRandomValues(bytes);
+    return Array.prototype.map.call(bytes, function (b) { return ("0" + b.toString(16)).slice(-2); }).join("");
   }
 
   function attach(form) {
     var key = window.location.pathname;
     form.addEventListener("submit", function (event) {
       event.preventDefault();
-      if (form.hasAttribute("data-busy")) { return; }  // a double tap sends once
-      form.setAttribute("data-busy", "");
       var pairs = fieldsOf(form, event.submitter);
-      keep(key, { pairs: pairs, at: Date.now() }).then(function () { send(form, key, pairs); });
+      if (form.hasAttribute("data-busy")) {
+        // A save is waiting for the network: the answers on screen now replace it, under a
+        // new save id (the server may already hold the first one).
+        if (form.querySelector("input[name=save_id]")) {
+          var id = freshId();
+          pairs = pairs.map(function (p) { return p[0] === "save_id" ? [p[0], id] : p; });
+        }
+        form._pending = pairs;
+        keep(key, { pairs: pairs, at: Date.now() });
+        return;  // the retry loop sends them; a double tap sends once
+      }
+      form.setAttribute("data-busy", "");
+      form._pending = pairs;
+      keep(key, { pairs: pairs, at: Date.now() }).then(function () { send(form, key); });
     });
     recall(key).then(function (entry) {
       if (entry && entry.pairs) {
         form.setAttribute("data-busy", "");
+        form._pending = entry.pairs;
         notice(form, form.getAttribute("data-resend-text"));
-        send(form, key, entry.pairs);
+        send(form, key);
       }
     });
+  }
+
+  function keepOfflinePage() {
+    // The offline page in the language the participant reads now (the worker shows it).
+    if (!window.caches || !navigator.serviceWorker || !navigator.serviceWorker.controller) { return; }
+    var lang = document.documentElement.lang;
+    try { if (localStorage.getItem("offline-lang") === lang) { return; } } catch (e) { /* private mode */ }
+    fetch("/offline?lang=" + encodeURIComponent(lang), { credentials: "same-origin" })
+      .then(function (reply) {
+        if (!reply.ok) { return; }
+        return caches.open(SHELL_CACHE).then(function (c) { return c.put("/offline", reply); })
+          .then(function () { try { localStorage.setItem("offline-lang", lang); } catch (e) { /* ignore */ } });
+      }).catch(function () {});
   }
 
   function init() {
@@ -134,4 +167,5 @@
     navigator.serviceWorker.register("/sw.js", { scope: "/" }).catch(function () {});
   }
   init();
+  keepOfflinePage();
 })();

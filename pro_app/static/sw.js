@@ -1,6 +1,7 @@
 /* Caches the app shell and an offline page. Saves are left to the page script. */
 var CACHE = "pro-app-shell-v1";
-var SHELL = ["/static/app.css", "/static/app.js", "/static/icon.svg", "/offline"];
+// Static URLs carry ?v=<content hash>: a new file is a new URL, fetched once and kept.
+var SHELL = ["/offline"];
 
 self.addEventListener("install", function (event) {
   event.waitUntil(caches.open(CACHE).then(function (cache) { return cache.addAll(SHELL); }));
@@ -25,6 +26,14 @@ self.addEventListener("fetch", function (event) {
     return;
   }
   if (url.pathname.indexOf("/static/") === 0) {
-    event.respondWith(caches.match(request).then(function (hit) { return hit || fetch(request); }));
+    event.respondWith(caches.match(request).then(function (hit) {
+      return hit || fetch(request).then(function (reply) {
+        if (reply.ok && url.search.indexOf("v=") !== -1) {
+          var copy = reply.clone();
+          caches.open(CACHE).then(function (cache) { cache.put(request, copy); });
+        }
+        return reply;
+      });
+    }));
   }
 });
