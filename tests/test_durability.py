@@ -582,13 +582,6 @@ def test_junk_requests_get_4xx_and_change_nothing(csrf_client):
     assert [r["status"] for r in response] == ["in_progress"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="app bug: security.init_app uses app.config.setdefault('MAX_CONTENT_LENGTH', "
-    "256 * 1024), a no-op because Flask's default config already holds MAX_CONTENT_LENGTH=None; "
-    "no request size limit applies (300 KB, even 20 MB url-encoded forms are read, accepted with "
-    "a 302 and their answers saved)",
-)
 def test_body_over_256_kb_gets_413_and_saves_nothing(csrf_client):
     app, client, csrf = csrf_client
     before = _journal_rows(app)
@@ -597,13 +590,6 @@ def test_body_over_256_kb_gets_413_and_saves_nothing(csrf_client):
     assert (reply.status_code, _journal_rows(app)) == (413, before)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="app bug: security.init_app sets SESSION_COOKIE_SAMESITE, SESSION_COOKIE_SECURE and "
-    "SESSION_COOKIE_NAME with app.config.setdefault, a no-op because Flask's defaults already "
-    "hold those keys (None, False, 'session'): on HTTPS the cookie is 'session', not Secure, "
-    "no SameSite",
-)
 def test_session_cookie_on_https_is_host_prefixed_secure_and_lax(tmp_path):
     app = make_app(tmp_path / "https.sqlite", BASE_URL="https://pro.example")
     enrol(app, CODE)

@@ -407,11 +407,6 @@ def test_save_after_the_session_ended_is_sent_when_the_link_is_opened_again(serv
     _assert_stored_once(server, code, "nrs_current", 9, 1)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="app.js: a tap on «Neste» while an earlier save is pending is ignored (data-busy), "
-    "and the retry sends the answers as they were at the first tap, so a changed answer is lost",
-)
 def test_answer_changed_while_offline_is_the_one_saved(server, context, page):
     code = "BTB-1016"
     start(page, server.link(code))
@@ -460,11 +455,6 @@ def test_error_summary_is_focused_and_links_to_the_question(server, page):
     expect(page.locator(".notice-saved")).to_have_text("Lagret")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="sw.js caches /offline once, at install, in the language of that request (nb for a "
-    "new visitor), so a participant who reads English gets the Norwegian offline page",
-)
 def test_offline_page_is_in_the_participants_language(server, context, page):
     start_link = server.link("BTB-1052", language="en")
     page.goto(start_link)
