@@ -3,10 +3,10 @@
 Used by scripts/benchmark.py, which serves it with gunicorn next to the real app so that page
 saves are reported as a ratio to this floor (a ratio holds on a noisy machine; absolutes do not).
 
-It does what every durable write in the real app must do, and nothing else: per request it
-opens a connection with the app's durability settings (WAL, synchronous=FULL, foreign keys,
-busy timeout: see pro_app/storage/db.py), reads the form, runs BEGIN IMMEDIATE, one INSERT and
-COMMIT, closes the connection and answers 204.
+It does what every durable write in the real app must do, and nothing else: it keeps one
+connection per worker thread with the app's durability settings (WAL, synchronous=FULL,
+foreign keys, busy timeout: see pro_app/storage/db.py), as the app does (pro_app/database.py),
+and per request reads the form, runs BEGIN IMMEDIATE, one INSERT and COMMIT, and answers 204.
 
     BARE_DATABASE=/tmp/bare.sqlite gunicorn -w 2 --pythonpath scripts bare_app:app
 
@@ -19,6 +19,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import sys
+import threading
 
 from flask import Flask, request
 
@@ -55,22 +56,22 @@ def create_schema(path: str) -> None:
 
 def create_app(path: str) -> Flask:
     app = Flask(__name__)
+    local = threading.local()
 
     @app.post("/save")
     def save():
         save_id = request.form.get("save_id", "")[:64]
         body = request.get_data(as_text=True)[:4096]
-        conn = connect(path)
+        conn = getattr(local, "conn", None)
+        if conn is None:
+            conn = local.conn = connect(path)
+        conn.execute("BEGIN IMMEDIATE")
         try:
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                conn.execute("INSERT INTO saves (save_id, body) VALUES (?, ?)", (save_id, body))
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-            conn.execute("COMMIT")
-        finally:
-            conn.close()
+            conn.execute("INSERT INTO saves (save_id, body) VALUES (?, ?)", (save_id, body))
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
         return "", 204
 
     @app.get("/")

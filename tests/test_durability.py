@@ -451,13 +451,6 @@ def test_fifty_concurrent_submits_store_one_response(ready_to_submit):
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    strict=True,
-    reason="app bug: the submit rate limit (30 per invite per 60 s, counted before the "
-    "idempotency check in participant/views.py _submit) answers 429 to repeats 31-50 of one "
-    "submission id instead of the same redirect (SECURITY.md: a repeated submit returns the "
-    "same receipt)",
-)
 def test_fifty_concurrent_submits_all_get_the_same_answer(ready_to_submit):
     app, db_path, server, browser, form = ready_to_submit
     results = _hammer(server.port, browser.cookies, "/a/nrs/review", form, 50)

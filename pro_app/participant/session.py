@@ -54,8 +54,11 @@ def _load() -> Visit | None:
     if participant["status"] != "active":
         session.pop(KEY, None)
         return None
-    data["seen"] = now
-    session[KEY] = data
+    if now - data.get("seen", 0) > 60:
+        # Rewriting the cookie on every request costs a signature; once a minute keeps the
+        # idle timeout honest to the minute.
+        data["seen"] = now
+        session[KEY] = data
     questionnaires = current_catalog().study.timepoint(assessment["timepoint"]).questionnaires
     return Visit(invite["id"], participant, assessment, questionnaires)
 

@@ -314,7 +314,11 @@ def review(qid: str):
 
 
 def _submit(definition, response):
-    if not limits.allow(f"submit:{g.visit.invite_id}", limit=30, window_seconds=60):
+    # A repeat (double tap, retry, second tab) gets its receipt whatever the rate: only
+    # attempts at a response still open count against the limit.
+    if response["status"] == "in_progress" and not limits.allow(
+        f"submit:{g.visit.invite_id}", limit=120, window_seconds=60
+    ):
         return render_template("participant/too_many.html"), 429
     db = get_db()
     submission_id = (request.form.get("submission_id") or uuid.uuid4().hex)[:64]
