@@ -155,8 +155,8 @@ def test_every_save_is_a_journal_row(app):
         "WHERE action = 'answer.save' ORDER BY id",
     )
     assert audit == [
-        ("answer.save", "nrs_current", None, "2"),
-        ("answer.save", "nrs_current", "2", "4"),
+        ("answer.save", "nrs_current", '{"nrs_current":null}', '{"nrs_current":2}'),
+        ("answer.save", "nrs_current", '{"nrs_current":2}', '{"nrs_current":4}'),
     ]
 
 

@@ -237,7 +237,7 @@ def page(qid: str, number: int):
     today = utc_now().astimezone(current_catalog().study.zone).date()
     posted = read_page(request.form, shown, answers, today)
     save_id = request.form.get("save_id") or uuid.uuid4().hex
-    journal.save_page(
+    saved = journal.save_page(
         db,
         response,
         number,
@@ -246,7 +246,7 @@ def page(qid: str, number: int):
         actor=_actor(),
         client_time=request.form.get("client_time", "")[:40] or None,
     )
-    answers = journal.current_answers(db, response["id"])
+    answers = saved if saved is not None else journal.current_answers(db, response["id"])
     action = request.form.get("action", "next")
     if action in ("nb", "en"):
         return redirect(url_for(".page", qid=qid, number=number, lang=action))

@@ -64,12 +64,12 @@ def start(db, assessment_id: int, definition, *, actor: str, entity: str) -> dic
 
 def current_answers(db, response_id: int) -> dict:
     """Return {item: value} from the latest journal row per item (cleared items left out)."""
-    rows = db.query(
+    found = db.conn.execute(
         "SELECT item, value FROM answers WHERE id IN (SELECT MAX(id) FROM answers"
         " WHERE response_id = ? GROUP BY item)",
         [response_id],
-    )
-    return {r["item"]: decode(r["value"]) for r in rows if r["value"] is not None}
+    ).fetchall()
+    return {item: decode(value) for item, value in found if value is not None}
 
 
 def save_page(
@@ -82,24 +82,28 @@ def save_page(
     actor: str,
     role: str = "participant",
     client_time: str | None = None,
-) -> bool:
-    """Append the page's changed answers; False when this save id was already stored."""
+) -> dict | None:
+    """Append the page's changed answers and return all current answers.
+
+    Returns None when this save id was already stored (a repeat stores nothing).
+    """
     with write(db):
         if one(db, "SELECT 1 AS x FROM page_saves WHERE save_id = ?", [save_id]):
-            return False
+            return None
         fresh = one(db, "SELECT status FROM responses WHERE id = ?", [response["id"]])
         if fresh["status"] != "in_progress":
             raise ValueError("the response is submitted; answers can no longer change")
         now = stamp()
         current = current_answers(db, response["id"])
-        for item, value in values.items():
-            if current.get(item) == value:
-                continue
-            db.execute(
+        changed = {item: value for item, value in values.items() if current.get(item) != value}
+        for item, value in changed.items():
+            db.conn.execute(
                 "INSERT INTO answers (response_id, item, value, save_id, client_time,"
                 " server_time, actor) VALUES (?, ?, ?, ?, ?, ?, ?)",
                 (response["id"], item, encode(value), save_id, client_time, now, actor),
             )
+        if changed:
+            # One audit row per save: the items changed, with their old and new values.
             audit.record(
                 db,
                 actor=actor,
@@ -107,13 +111,14 @@ def save_page(
                 action="answer.save",
                 entity="response",
                 entity_id=response["uuid"],
-                field=item,
-                old=current.get(item),
-                new=value,
+                field=",".join(changed),
+                old={item: current.get(item) for item in changed},
+                new=changed,
                 at=now,
             )
-        db.execute(
+        db.conn.execute(
             "INSERT INTO page_saves (save_id, response_id, page, saved_at) VALUES (?, ?, ?, ?)",
             (save_id, response["id"], page, now),
         )
-    return True
+        current.update(values)
+    return {item: value for item, value in current.items() if value is not None}

@@ -61,8 +61,10 @@ def record(
     """Append one audit row inside the caller's write transaction; return its hash."""
     if not db.conn.in_transaction:
         raise RuntimeError("audit rows are written inside a write transaction (BEGIN IMMEDIATE)")
-    head = db.execute("SELECT hash FROM audit ORDER BY id DESC LIMIT 1").fetchone()
-    prev = head[0] if head else GENESIS
+    prev = getattr(db, "audit_head", None)
+    if prev is None:  # no other writer can come between: the transaction is IMMEDIATE
+        head = db.conn.execute("SELECT hash FROM audit ORDER BY id DESC LIMIT 1").fetchone()
+        prev = head[0] if head else GENESIS
     row = {
         "at": at or stamp(),
         "actor": actor,
@@ -76,12 +78,13 @@ def record(
         "reason": reason,
     }
     digest = chain_hash(prev, row)
-    db.execute(
+    db.conn.execute(
         "INSERT INTO audit (at, actor, role, action, entity, entity_id, field, old_value,"
         " new_value, reason, prev_hash, hash) VALUES (:at, :actor, :role, :action, :entity,"
         " :entity_id, :field, :old_value, :new_value, :reason, :prev, :hash)",
         {**row, "prev": prev, "hash": digest},
     )
+    db.audit_head = digest
     return digest
 
 
