@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import cached_property
 from types import MappingProxyType
 from typing import Annotated, ClassVar, Literal
 
@@ -325,10 +326,17 @@ class Questionnaire(Strict):
         """Return the item with this id (KeyError when unknown)."""
         return self.items_by_id[item_id]
 
-    @property
+    def model_copy(self, *, update=None, deep: bool = False):
+        """Copy, dropping the cached indexes (the copy may have other items or scores)."""
+        copy = super().model_copy(update=update, deep=deep)
+        for name in ("items_by_id", "scores_by_id"):
+            copy.__dict__.pop(name, None)
+        return copy
+
+    @cached_property
     def items_by_id(self) -> MappingProxyType:
         return MappingProxyType({i.id: i for i in self.items})
 
-    @property
+    @cached_property
     def scores_by_id(self) -> MappingProxyType:
         return MappingProxyType({s.id: s for s in self.scores})
