@@ -59,7 +59,7 @@ def fill_nrs(browser: Browser, token: str, values=NRS) -> None:
     for number, (item, value) in enumerate(values.items(), 1):
         reply = browser.save_page("nrs", number, {item: value})
         assert reply.status == 302, (reply.status, reply.text[:300])
-    assert reply.location == "/a/nrs/review"
+    assert reply.location == "/a/nrs/review?saved=1"
 
 
 def submit_odi_first(app, token) -> None:
@@ -310,8 +310,11 @@ def test_journal_keeps_answers_across_server_kill_and_lost_session(tmp_path, ser
     first = Browser(server.port)
     first.open_link(token)
     assert first.get("/a/nrs").location == "/a/nrs/1"
-    assert first.save_page("nrs", 1, {"nrs_current": NRS["nrs_current"]}).location == "/a/nrs/2"
-    assert first.save_page("nrs", 2, {"nrs_worst": NRS["nrs_worst"]}).location == "/a/nrs/3"
+    assert (
+        first.save_page("nrs", 1, {"nrs_current": NRS["nrs_current"]}).location
+        == "/a/nrs/2?saved=1"
+    )
+    assert first.save_page("nrs", 2, {"nrs_worst": NRS["nrs_worst"]}).location == "/a/nrs/3?saved=1"
     server.kill()  # SIGKILL master and workers: nothing gets a chance to flush anything
 
     response = nrs_response(db_path)
@@ -471,7 +474,7 @@ def test_twenty_concurrent_page_saves_with_one_save_id_store_once(tmp_path, serv
         "action": "next",
     }
     results = _hammer(server.port, browser.cookies, "/a/nrs/1", form, 20)
-    assert set(results) == {(302, "/a/nrs/2")}, results
+    assert set(results) == {(302, "/a/nrs/2?saved=1")}, results
     response = nrs_response(db_path)
     answers = query(db_path, "SELECT * FROM answers WHERE response_id = ?", [response["id"]])
     assert [(a["item"], a["value"], a["save_id"]) for a in answers] == [

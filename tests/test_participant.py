@@ -125,7 +125,7 @@ def test_autosave_every_page_and_resume(app):
     assert rows(app, "SELECT item, value, actor FROM answers") == [
         ("nrs_current", "7", "participant:BTB-0001")
     ]
-    assert "Lagret" in client.get("/a/nrs/2").get_data(as_text=True)
+    assert "Lagret" in client.get("/a/nrs/2?saved=1").get_data(as_text=True)
     # A fresh browser: the same link continues at the first unanswered page.
     again = app.test_client()
     reply = open_link(again, token)

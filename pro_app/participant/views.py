@@ -263,12 +263,12 @@ def page(qid: str, number: int):
             posted.errors,
             posted.confirm,
         )
-    flash(_("Saved"), "saved")
+    # "Saved" travels in the address, not the session: no cookie to re-sign on every save.
     new_path = page_path(definition, answers)
     position = next((n for n, p in enumerate(new_path, 1) if p is current), number)
     if position >= len(new_path):
-        return redirect(url_for(".review", qid=qid))
-    return redirect(url_for(".page", qid=qid, number=position + 1))
+        return redirect(url_for(".review", qid=qid, saved=1))
+    return redirect(url_for(".page", qid=qid, number=position + 1, saved=1))
 
 
 # --- Review and submit -------------------------------------------------------------------------
