@@ -242,3 +242,26 @@ def test_enrol_and_make_a_link_from_the_pages(app, clients):
     )
     assert ("coordinator@example.org", "participant.enrol") in audit
     assert ("coordinator@example.org", "invite.issue") in audit
+
+
+def test_set_and_correct_day0_from_the_page(app, clients):
+    client = clients["coordinator"]
+    enrol(app, "BTB-0003", site="OUS", enrolled=-5, day0=None)
+    client.post("/staff/participants/BTB-0003/day0", data={"day0": "2030-01-10"})
+    conn = sqlite3.connect(app.config["DATABASE"])
+    day154 = (
+        "SELECT a.target_day FROM assessments a JOIN participants p ON p.id = a.participant_id"
+        " WHERE p.study_code = 'BTB-0003' AND a.timepoint = 'day154'"
+    )
+    assert conn.execute(day154).fetchone() == ("2030-06-13",)
+    no_reason = client.post("/staff/participants/BTB-0003/day0", data={"day0": "2030-01-17"})
+    assert no_reason.status_code == 302
+    assert conn.execute(day154).fetchone() == ("2030-06-13",)
+    client.post(
+        "/staff/participants/BTB-0003/day0", data={"day0": "2030-01-17", "reason": "Infusion moved"}
+    )
+    assert conn.execute(day154).fetchone() == ("2030-06-20",)
+    assert conn.execute(
+        "SELECT old_value, new_value, reason FROM audit WHERE action ="
+        " 'participant.day0' ORDER BY id DESC LIMIT 1"
+    ).fetchone() == ("2030-01-10", "2030-01-17", "Infusion moved")

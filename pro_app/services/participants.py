@@ -227,3 +227,64 @@ def withdraw(db, participant: dict, *, reason: str, actor: str, role: str) -> No
                 new={"revoked": revoked},
                 reason="withdrawal",
             )
+
+
+def correct_day0(
+    db, study, participant: dict, day0: dt.date, *, reason: str, actor: str, role: str
+) -> None:
+    """Move day 0, with a reason, while no timepoint anchored on it has answers."""
+    reason = (reason or "").strip()
+    if not reason:
+        raise EnrolmentError("give the reason for changing day 0")
+    enrolled = dt.date.fromisoformat(participant["enrolled_on"])
+    try:
+        schedule = {a.timepoint: a for a in build_schedule(study, enrolled, day0)}
+    except ScheduleError as exc:
+        raise EnrolmentError(str(exc)) from exc
+    anchored = [t.id for t in study.timepoints if t.anchor == "day0"]
+    with write(db):
+        answered = one(
+            db,
+            "SELECT a.timepoint FROM responses r JOIN assessments a ON a.id = r.assessment_id"
+            f" WHERE a.participant_id = ? AND a.timepoint IN ({','.join('?' * len(anchored))})"
+            " LIMIT 1",
+            [participant["id"], *anchored],
+        )
+        if answered:
+            raise EnrolmentError(
+                f"day 0 can no longer change: {answered['timepoint']} already has answers"
+            )
+        for timepoint, a in schedule.items():
+            db.execute(
+                "UPDATE assessments SET target_day = ?, first_day = ?, last_day = ?,"
+                " opens_at = ?, closes_at = ?, late_from = ? WHERE participant_id = ?"
+                " AND timepoint = ?",
+                (
+                    a.target.isoformat(),
+                    a.first_day.isoformat(),
+                    a.last_day.isoformat(),
+                    stamp(a.opens_at),
+                    stamp(a.closes_at),
+                    stamp(a.late_from),
+                    participant["id"],
+                    timepoint,
+                ),
+            )
+        db.execute(
+            "UPDATE participants SET day0 = ? WHERE id = ?", (day0.isoformat(), participant["id"])
+        )
+        audit.record(
+            db,
+            actor=actor,
+            role=role,
+            action="participant.day0",
+            entity="participant",
+            entity_id=participant["study_code"],
+            field="day0",
+            old=participant["day0"],
+            new=day0.isoformat(),
+            reason=reason,
+        )
+        _create_assessments(
+            db, participant["id"], participant["study_code"], tuple(schedule.values()), actor, role
+        )

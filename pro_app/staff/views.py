@@ -38,6 +38,15 @@ def overview():
         data["rows"] = [
             r for r in data["rows"] if any(c["state"] == state for c in r["cells"].values())
         ]
+    today = utc_now().astimezone(study.zone).date()
+    week = (today + dt.timedelta(days=7)).isoformat()
+    due = sorted(
+        (cell["last_day"], r["participant"]["study_code"], timepoint, cell["state"])
+        for r in data["rows"]
+        for timepoint, cell in r["cells"].items()
+        if cell["state"] in ("open", "in_progress", "late") and cell["last_day"] <= week
+    )
+    alerts = [] if g.staff["role"] == "data_manager" else alert_service.open_alerts(get_db(), sites)
     return render_template(
         "staff/overview.html",
         data=data,
@@ -45,6 +54,8 @@ def overview():
         site=chosen,
         state=state,
         sites=visible_sites(g.staff, study),
+        due=due,
+        alerts=alerts,
     )
 
 
@@ -306,3 +317,31 @@ def _alert_text():
         return alert.message.get(str(get_locale())) if alert else row["alert"]
 
     return {"alert_text": alert_text}
+
+
+@bp.post("/participants/<code>/day0")
+@staff_route(*MANAGE)
+def day0(code: str):
+    """Set day 0, or correct it with a reason while no later timepoint has answers."""
+    row = _participant_or_404(code)
+    study = current_catalog().study
+    try:
+        when = _date(request.form.get("day0", "").strip(), _("day 0"))
+        if row["day0"]:
+            participants.correct_day0(
+                get_db(),
+                study,
+                row,
+                when,
+                reason=request.form.get("reason", "")[:500],
+                actor=g.staff["email"],
+                role=g.staff["role"],
+            )
+        else:
+            participants.set_day0(
+                get_db(), study, row, when, actor=g.staff["email"], role=g.staff["role"]
+            )
+        flash(_("Day 0 is %(day)s.", day=when.isoformat()))
+    except participants.EnrolmentError as exc:
+        flash(str(exc), "error")
+    return redirect(url_for("staff.participant", code=code))
