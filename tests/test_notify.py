@@ -167,7 +167,7 @@ def test_sms_through_the_http_gateway(app, gateway):
     client = coordinator(app)
     client.post("/staff/participants/BTB-0001/screening/send", data={"channel": "sms"})
     ((auth, body),) = received
-    assert auth == "Bearer secret-token" and body["to"] == "+47 912 34 567"
+    assert auth == "Bearer secret-token" and body["to"] == "+4791234567"
     assert body["message"].startswith("Du har et nytt skjema fra studien. Svar senest ")
     assert "https://pro.example.org/i/" in body["message"]
 

@@ -10,11 +10,23 @@ from ..storage import audit, contacts
 from ..storage.db import one, stamp, write
 
 EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
-PHONE = re.compile(r"^\+?[0-9 ]{8,16}$")
+PHONE = re.compile(r"^\+[1-9][0-9]{7,14}$")  # E.164, after normalise_phone
 
 
 class EnrolmentError(ValueError):
     """Enrolment input that cannot be used; the message says what to fix."""
+
+
+def normalise_phone(phone: str | None) -> str | None:
+    """Write a mobile number in international form: 912 34 567 -> +4791234567."""
+    if not phone:
+        return None
+    digits = phone.replace(" ", "").replace("-", "")
+    if digits.startswith("00"):
+        digits = "+" + digits[2:]
+    if len(digits) == 8 and digits.isdigit():
+        digits = "+47" + digits  # a Norwegian number without its country code
+    return digits
 
 
 def check_input(study, *, code: str, site: str, language: str, email, phone) -> None:
@@ -30,7 +42,9 @@ def check_input(study, *, code: str, site: str, language: str, email, phone) -> 
     if email and not EMAIL.match(email):
         problems.append(f"'{email}' is not an e-mail address")
     if phone and not PHONE.match(phone):
-        problems.append(f"'{phone}' is not a phone number (8 digits, or +country code)")
+        problems.append(
+            f"'{phone}' is not a mobile number: write 8 digits (Norway) or + and the country code"
+        )
     if problems:
         raise EnrolmentError("; ".join(problems))
 
@@ -51,6 +65,8 @@ def add(
     role: str = "admin",
 ) -> dict:
     """Enrol a participant and create the assessments the schedule allows; return the row."""
+    phone = normalise_phone(phone)
+    email = email.strip() if email else None
     check_input(study, code=code, site=site, language=language, email=email, phone=phone)
     try:
         schedule = build_schedule(study, enrolled, day0)
