@@ -174,34 +174,7 @@ def set_day0(
     except ScheduleError as exc:
         raise EnrolmentError(str(exc)) from exc
     with write(db):
-        db.execute(
-            "UPDATE participants SET day0 = ? WHERE id = ?", (day0.isoformat(), participant["id"])
-        )
-        audit.record(
-            db,
-            actor=actor,
-            role=role,
-            action="participant.day0",
-            entity="participant",
-            entity_id=participant["study_code"],
-            field="day0",
-            old=None,
-            new=day0.isoformat(),
-        )
-        _create_assessments(db, participant["id"], participant["study_code"], schedule, actor, role)
-        # Screening ends the day before day 0 once it is set.
-        for a in schedule:
-            db.execute(
-                "UPDATE assessments SET last_day = ?, closes_at = ? WHERE participant_id = ? "
-                "AND timepoint = ? AND last_day != ?",
-                (
-                    a.last_day.isoformat(),
-                    stamp(a.closes_at),
-                    participant["id"],
-                    a.timepoint,
-                    a.last_day.isoformat(),
-                ),
-            )
+        _apply_day0(db, participant, schedule, day0, reason=None, actor=actor, role=role)
 
 
 def withdraw(db, participant: dict, *, reason: str, actor: str, role: str) -> None:
@@ -254,7 +227,7 @@ def correct_day0(
         raise EnrolmentError("give the reason for changing day 0")
     enrolled = dt.date.fromisoformat(participant["enrolled_on"])
     try:
-        schedule = {a.timepoint: a for a in build_schedule(study, enrolled, day0)}
+        schedule = build_schedule(study, enrolled, day0)
     except ScheduleError as exc:
         raise EnrolmentError(str(exc)) from exc
     anchored = [t.id for t in study.timepoints if t.anchor == "day0"]
@@ -270,37 +243,39 @@ def correct_day0(
             raise EnrolmentError(
                 f"day 0 can no longer change: {answered['timepoint']} already has answers"
             )
-        for timepoint, a in schedule.items():
-            db.execute(
-                "UPDATE assessments SET target_day = ?, first_day = ?, last_day = ?,"
-                " opens_at = ?, closes_at = ?, late_from = ? WHERE participant_id = ?"
-                " AND timepoint = ?",
-                (
-                    a.target.isoformat(),
-                    a.first_day.isoformat(),
-                    a.last_day.isoformat(),
-                    stamp(a.opens_at),
-                    stamp(a.closes_at),
-                    stamp(a.late_from),
-                    participant["id"],
-                    timepoint,
-                ),
-            )
+        _apply_day0(db, participant, schedule, day0, reason=reason, actor=actor, role=role)
+
+
+def _apply_day0(db, participant, schedule, day0, *, reason, actor, role) -> None:
+    """Inside a transaction: move every window to the schedule, set day 0, audit, fill in."""
+    for a in schedule:
         db.execute(
-            "UPDATE participants SET day0 = ? WHERE id = ?", (day0.isoformat(), participant["id"])
+            "UPDATE assessments SET target_day = ?, first_day = ?, last_day = ?, opens_at = ?,"
+            " closes_at = ?, late_from = ? WHERE participant_id = ? AND timepoint = ?",
+            (
+                a.target.isoformat(),
+                a.first_day.isoformat(),
+                a.last_day.isoformat(),
+                stamp(a.opens_at),
+                stamp(a.closes_at),
+                stamp(a.late_from),
+                participant["id"],
+                a.timepoint,
+            ),
         )
-        audit.record(
-            db,
-            actor=actor,
-            role=role,
-            action="participant.day0",
-            entity="participant",
-            entity_id=participant["study_code"],
-            field="day0",
-            old=participant["day0"],
-            new=day0.isoformat(),
-            reason=reason,
-        )
-        _create_assessments(
-            db, participant["id"], participant["study_code"], tuple(schedule.values()), actor, role
-        )
+    db.execute(
+        "UPDATE participants SET day0 = ? WHERE id = ?", (day0.isoformat(), participant["id"])
+    )
+    audit.record(
+        db,
+        actor=actor,
+        role=role,
+        action="participant.day0",
+        entity="participant",
+        entity_id=participant["study_code"],
+        field="day0",
+        old=participant["day0"],
+        new=day0.isoformat(),
+        reason=reason,
+    )
+    _create_assessments(db, participant["id"], participant["study_code"], schedule, actor, role)

@@ -67,6 +67,14 @@ def _participant_or_404(code: str) -> dict:
     return row
 
 
+def _assessment(db, row: dict, timepoint: str) -> dict | None:
+    return one(
+        db,
+        "SELECT * FROM assessments WHERE participant_id = ? AND timepoint = ?",
+        [row["id"], timepoint],
+    )
+
+
 @bp.get("/participants/<code>")
 @staff_route("admin", "coordinator", "investigator", "data_manager")
 def participant(code: str):
@@ -114,11 +122,7 @@ def new_link(code: str, timepoint: str):
     """Make a new link (the old one dies at once) and show it once, with its QR code."""
     row = _participant_or_404(code)
     db = get_db()
-    assessment = one(
-        db,
-        "SELECT * FROM assessments WHERE participant_id = ? AND timepoint = ?",
-        [row["id"], timepoint],
-    )
+    assessment = _assessment(db, row, timepoint)
     if assessment is None or assessment["completed_at"] or row["status"] != "active":
         return redirect(url_for("staff.participant", code=code))
     token = invites.issue(db, assessment, row, actor=g.staff["email"], role=g.staff["role"])
@@ -133,11 +137,7 @@ def revoke_link(code: str, timepoint: str):
     """Revoke the live link of a timepoint."""
     row = _participant_or_404(code)
     db = get_db()
-    assessment = one(
-        db,
-        "SELECT * FROM assessments WHERE participant_id = ? AND timepoint = ?",
-        [row["id"], timepoint],
-    )
+    assessment = _assessment(db, row, timepoint)
     if assessment is not None:
         invites.revoke(db, assessment, row, actor=g.staff["email"], role=g.staff["role"])
     return redirect(url_for("staff.participant", code=code))
@@ -229,11 +229,7 @@ def send_link(code: str, timepoint: str):
     if channel not in ("email", "sms"):
         abort(400)
     db = get_db()
-    assessment = one(
-        db,
-        "SELECT * FROM assessments WHERE participant_id = ? AND timepoint = ?",
-        [row["id"], timepoint],
-    )
+    assessment = _assessment(db, row, timepoint)
     if assessment is None or assessment["completed_at"] or row["status"] != "active":
         flash(_("No link can be sent for this timepoint."), "error")
         return redirect(url_for("staff.participant", code=code))
