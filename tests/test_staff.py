@@ -269,3 +269,21 @@ def test_set_and_correct_day0_from_the_page(app, clients):
         "SELECT old_value, new_value, reason FROM audit WHERE action ="
         " 'participant.day0' ORDER BY id DESC LIMIT 1"
     ).fetchone() == ("2030-01-10", "2030-01-17", "Infusion moved")
+
+
+def test_day0_cannot_change_once_a_later_timepoint_has_answers(app, clients):
+    from .factories import link_token
+
+    token = link_token(app, "BTB-0001", "baseline")
+    participant = app.test_client()
+    participant.post(f"/i/{token}")
+    participant.post("/a/odi/1", data={"odi1": "2", "action": "next"})
+    client = clients["coordinator"]
+    client.post("/staff/participants/BTB-0001/day0", data={"day0": "2030-01-17", "reason": "x"})
+    page = client.get("/staff/participants/BTB-0001").get_data(as_text=True)
+    assert "day 0 can no longer change: baseline already has answers" in page
+    conn = sqlite3.connect(app.config["DATABASE"])
+    assert (
+        conn.execute("SELECT day0 FROM participants WHERE study_code = 'BTB-0001'").fetchone()[0]
+        != "2030-01-17"
+    )
