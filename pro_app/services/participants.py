@@ -13,8 +13,35 @@ EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 PHONE = re.compile(r"^\+[1-9][0-9]{7,14}$")  # E.164, after normalise_phone
 
 
+# English texts of the problems; pages say them in the reader's language by key
+# (pro_app/staff/messages.py), commands print these.
+ENGLISH = {
+    "code_pattern": "study code '{code}' does not match the pattern {pattern}",
+    "unknown_site": "unknown site '{site}' (sites: {sites})",
+    "language": "language must be nb or en, not '{language}'",
+    "email": "'{email}' is not an e-mail address",
+    "phone": "'{phone}' is not a mobile number: write 8 digits (Norway) or + and the country code",
+    "day0_order": "day 0 ({day0}) must be after the enrolment date ({enrolled})",
+    "contact_key": "contact details need a contact key (PRO_CONTACT_KEY)",
+    "already_enrolled": "study code '{code}' is already enrolled",
+    "day0_set": "day 0 is already set ({day0}); correcting it needs a reason",
+    "withdraw_reason": "give the reason for the withdrawal",
+    "already_withdrawn": "{code} is already withdrawn",
+    "day0_reason": "give the reason for changing day 0",
+    "day0_frozen": "day 0 can no longer change: {timepoint} already has answers",
+}
+
+
 class EnrolmentError(ValueError):
-    """Enrolment input that cannot be used; the message says what to fix."""
+    """Enrolment input that cannot be used; each problem is a key and its values."""
+
+    def __init__(self, *problems: tuple[str, dict]):
+        self.problems = problems
+        super().__init__("; ".join(ENGLISH[key].format(**values) for key, values in problems))
+
+
+def _order_error(enrolled, day0) -> EnrolmentError:
+    return EnrolmentError(("day0_order", {"day0": str(day0), "enrolled": str(enrolled)}))
 
 
 def normalise_phone(phone: str | None) -> str | None:
@@ -33,20 +60,18 @@ def check_input(study, *, code: str, site: str, language: str, email, phone) -> 
     """Raise EnrolmentError naming what is wrong with the enrolment input."""
     problems = []
     if not study.code_is_valid(code):
-        problems.append(f"study code '{code}' does not match the pattern {study.code_pattern}")
+        problems.append(("code_pattern", {"code": code, "pattern": study.code_pattern}))
     sites = [s.id for s in study.sites]
     if site not in sites:
-        problems.append(f"unknown site '{site}' (sites: {', '.join(sites)})")
+        problems.append(("unknown_site", {"site": site, "sites": ", ".join(sites)}))
     if language not in ("nb", "en"):
-        problems.append(f"language must be nb or en, not '{language}'")
+        problems.append(("language", {"language": language}))
     if email and not EMAIL.match(email):
-        problems.append(f"'{email}' is not an e-mail address")
+        problems.append(("email", {"email": email}))
     if phone and not PHONE.match(phone):
-        problems.append(
-            f"'{phone}' is not a mobile number: write 8 digits (Norway) or + and the country code"
-        )
+        problems.append(("phone", {"phone": phone}))
     if problems:
-        raise EnrolmentError("; ".join(problems))
+        raise EnrolmentError(*problems)
 
 
 def add(
@@ -71,12 +96,12 @@ def add(
     try:
         schedule = build_schedule(study, enrolled, day0)
     except ScheduleError as exc:
-        raise EnrolmentError(str(exc)) from exc
+        raise _order_error(enrolled, day0) from exc
     if (email or phone) and cipher is None:
-        raise EnrolmentError("contact details need a contact key (PRO_CONTACT_KEY)")
+        raise EnrolmentError(("contact_key", {}))
     with write(db):
         if one(db, "SELECT id FROM participants WHERE study_code = ?", [code]):
-            raise EnrolmentError(f"study code '{code}' is already enrolled")
+            raise EnrolmentError(("already_enrolled", {"code": code}))
         cursor = db.execute(
             "INSERT INTO participants (study_code, site, language, enrolled_on, day0, created_at)"
             " VALUES (?, ?, ?, ?, ?, ?)",
@@ -165,14 +190,12 @@ def set_day0(
 ) -> None:
     """Set day 0 (first time) and create the assessments anchored on it."""
     if participant["day0"]:
-        raise EnrolmentError(
-            f"day 0 is already set ({participant['day0']}); correcting it needs a reason"
-        )
+        raise EnrolmentError(("day0_set", {"day0": participant["day0"]}))
     enrolled = dt.date.fromisoformat(participant["enrolled_on"])
     try:
         schedule = build_schedule(study, enrolled, day0)
     except ScheduleError as exc:
-        raise EnrolmentError(str(exc)) from exc
+        raise _order_error(enrolled, day0) from exc
     with write(db):
         _apply_day0(db, participant, schedule, day0, reason=None, actor=actor, role=role)
 
@@ -181,9 +204,9 @@ def withdraw(db, participant: dict, *, reason: str, actor: str, role: str) -> No
     """Withdraw a participant: links revoked and reminders stopped at once; data kept."""
     reason = (reason or "").strip()
     if not reason:
-        raise EnrolmentError("give the reason for the withdrawal")
+        raise EnrolmentError(("withdraw_reason", {}))
     if participant["status"] == "withdrawn":
-        raise EnrolmentError(f"{participant['study_code']} is already withdrawn")
+        raise EnrolmentError(("already_withdrawn", {"code": participant["study_code"]}))
     with write(db):
         db.execute(
             "UPDATE participants SET status = 'withdrawn' WHERE id = ?", (participant["id"],)
@@ -224,12 +247,12 @@ def correct_day0(
     """Move day 0, with a reason, while no timepoint anchored on it has answers."""
     reason = (reason or "").strip()
     if not reason:
-        raise EnrolmentError("give the reason for changing day 0")
+        raise EnrolmentError(("day0_reason", {}))
     enrolled = dt.date.fromisoformat(participant["enrolled_on"])
     try:
         schedule = build_schedule(study, enrolled, day0)
     except ScheduleError as exc:
-        raise EnrolmentError(str(exc)) from exc
+        raise _order_error(enrolled, day0) from exc
     anchored = [t.id for t in study.timepoints if t.anchor == "day0"]
     with write(db):
         answered = one(
@@ -240,9 +263,7 @@ def correct_day0(
             [participant["id"], *anchored],
         )
         if answered:
-            raise EnrolmentError(
-                f"day 0 can no longer change: {answered['timepoint']} already has answers"
-            )
+            raise EnrolmentError(("day0_frozen", {"timepoint": answered["timepoint"]}))
         _apply_day0(db, participant, schedule, day0, reason=reason, actor=actor, role=role)
 
 

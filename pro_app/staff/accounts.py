@@ -24,18 +24,32 @@ _DUMMY_HASH = HASHER.hash("not a real password, used to even out timing")
 
 
 class AccountError(ValueError):
-    """Account input that cannot be used; the message says what to fix."""
+    """Account input that cannot be used; the message says what to fix.
+
+    key names the problem for pages that say it in the reader's language.
+    """
+
+    def __init__(self, message: str, key: str | None = None):
+        self.key = key
+        super().__init__(message)
+
+
+PASSWORD_PROBLEMS = {
+    "password_short": f"the password must have at least {MIN_PASSWORD} characters",
+    "password_long": f"the password may have at most {MAX_PASSWORD} characters",
+    "password_common": "the password is too common or too easy to guess; choose another",
+}
 
 
 def password_problem(password: str, email: str = "") -> str | None:
-    """Say what is wrong with a new password (length and commonness only, no rules)."""
+    """Return the key of what is wrong with a new password (length and commonness only)."""
     if len(password) < MIN_PASSWORD:
-        return f"the password must have at least {MIN_PASSWORD} characters"
+        return "password_short"
     if len(password) > MAX_PASSWORD:
-        return f"the password may have at most {MAX_PASSWORD} characters"
+        return "password_long"
     lowered = password.lower()
     if lowered in COMMON or lowered == email.lower() or lowered == email.split("@")[0].lower():
-        return "the password is too common or too easy to guess; choose another"
+        return "password_common"
     return None
 
 
@@ -162,7 +176,7 @@ def set_password(db, row: dict, password: str, *, actor: str) -> None:
     """Set a new password chosen by the account holder."""
     problem = password_problem(password, row["email"])
     if problem:
-        raise AccountError(problem)
+        raise AccountError(PASSWORD_PROBLEMS[problem], key=problem)
     with write(db):
         db.execute(
             "UPDATE staff SET password_hash = ?, must_change_password = 0 WHERE id = ?",

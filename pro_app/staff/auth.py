@@ -17,6 +17,7 @@ from ..storage.db import write
 from . import accounts, sessions
 from .access import SESSION_KEY, current, second_factor_required
 from .blueprint import bp
+from .messages import say
 
 
 def _safe_next(target: str | None) -> str:
@@ -119,7 +120,7 @@ def password():
                 accounts.set_password(get_db(), visit["staff"], new, actor=visit["staff"]["email"])
                 return redirect(url_for("staff.overview"))
             except accounts.AccountError as exc:
-                error = str(exc)
+                error = say(exc)
     return render_template("staff/password.html", error=error), (400 if error else 200)
 
 

@@ -16,11 +16,16 @@ from ..services import alerts as alert_service
 from ..services import assessments, invites, participants
 from ..services import overview as overview_service
 from ..storage.contacts import ContactKeyError, cipher_for, load
-from ..storage.db import one, utc_now
+from ..storage.db import one, rows, utc_now
 from .access import ALL_STAFF, require_site, staff_route, visible_sites
 from .blueprint import bp
+from .messages import say
 
 MANAGE = ("admin", "coordinator")
+
+
+class FormProblem(ValueError):
+    """A form value the page itself refuses (the message is already translated)."""
 
 
 @bp.get("/")
@@ -106,13 +111,19 @@ def participant(code: str):
             contact = load(db, row["id"], cipher_for(current_app.config))
         except ContactKeyError:
             contact = {"email": None, "phone": None, "error": True}
+    audit_rows = rows(
+        db,
+        "SELECT at, actor, role, action, field, reason FROM audit WHERE entity_id = ?"
+        " OR entity_id LIKE ? ORDER BY id DESC LIMIT 200",
+        [code, f"{code}/%"],
+    )
     return render_template(
         "staff/participant.html",
         person=row,
         schedule=schedule,
         contact=contact,
         can_manage=g.staff["role"] in MANAGE,
-        link=None,
+        history=audit_rows,
     )
 
 
@@ -163,7 +174,7 @@ def enrol():
         form = {k: request.form.get(k, "").strip()[:200] for k in form}
         try:
             if form["site"] not in sites:
-                raise participants.EnrolmentError(_("Choose one of your sites."))
+                raise FormProblem(_("Choose one of your sites."))
             enrolled = _date(form["enrolled"], _("enrolment date"))
             day0 = _date(form["day0"], _("day 0")) if form["day0"] else None
             cipher = cipher_for(current_app.config) if (form["email"] or form["phone"]) else None
@@ -182,8 +193,8 @@ def enrol():
                 role=g.staff["role"],
             )
             return redirect(url_for("staff.participant", code=form["code"]))
-        except (participants.EnrolmentError, ContactKeyError) as exc:
-            error = str(exc)
+        except (participants.EnrolmentError, ContactKeyError, FormProblem) as exc:
+            error = say(exc)
     return render_template(
         "staff/enrol.html", form=form, sites=sites, error=error, pattern=study.code_pattern
     ), (400 if error else 200)
@@ -193,9 +204,7 @@ def _date(text: str, name: str) -> dt.date:
     try:
         return dt.date.fromisoformat(text)
     except ValueError as exc:
-        raise participants.EnrolmentError(
-            _("Write the %(name)s as YYYY-MM-DD.", name=name)
-        ) from exc
+        raise FormProblem(_("Write the %(name)s as YYYY-MM-DD.", name=name)) from exc
 
 
 @bp.app_context_processor
@@ -217,7 +226,8 @@ def _state_words():
         "late": "!",
         "missed": "✗",
     }
-    return {"state_names": names, "state_short": short}
+    statuses = {"active": _("active"), "withdrawn": _("withdrawn"), "completed": _("completed")}
+    return {"state_names": names, "state_short": short, "status_names": statuses}
 
 
 @bp.post("/participants/<code>/<timepoint>/send")
@@ -266,8 +276,8 @@ def withdraw(code: str):
             role=g.staff["role"],
         )
         flash(_("%(code)s is withdrawn from the study.", code=code))
-    except participants.EnrolmentError as exc:
-        flash(str(exc), "error")
+    except (participants.EnrolmentError, FormProblem) as exc:
+        flash(say(exc), "error")
     return redirect(url_for("staff.participant", code=code))
 
 
@@ -338,6 +348,6 @@ def day0(code: str):
                 get_db(), study, row, when, actor=g.staff["email"], role=g.staff["role"]
             )
         flash(_("Day 0 is %(day)s.", day=when.isoformat()))
-    except participants.EnrolmentError as exc:
-        flash(str(exc), "error")
+    except (participants.EnrolmentError, FormProblem) as exc:
+        flash(say(exc), "error")
     return redirect(url_for("staff.participant", code=code))

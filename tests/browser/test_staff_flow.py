@@ -321,7 +321,7 @@ def _walk(found: Walk, server: StaffServer, page, browser) -> None:
 
     # The one-time password must be changed: a common one is refused first.
     expect(page).to_have_url(re.compile(r"/staff/password$"))
-    seen["password_page_before"] = True
+    seen["password_url"] = page.url
     page.get_by_label("Nytt passord").fill(COMMON_PASSWORD)
     page.get_by_label("Det samme passordet en gang til").fill(COMMON_PASSWORD)
     submit(page, "Lagre passordet", status=400)
@@ -482,38 +482,22 @@ def test_first_sign_in_shows_the_qr_code_and_the_key(walk, staff_server):
 
 
 def test_a_common_password_is_refused_then_a_good_one_accepted(walk):
-    assert walk.seen["password_page_before"]
+    assert walk.seen["password_url"].endswith("/staff/password")
     assert "Noe må rettes" in walk.seen["password_error"]
     assert walk.seen["password_error_url"].endswith("/staff/password")
     assert walk.seen["overview_url"].endswith("/staff/")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="accounts.password_problem returns English text (not gettext), shown as is on the "
-    "Norwegian /staff/password page: «the password is too common or too easy to guess; "
-    "choose another»",
-)
 def test_the_password_error_is_in_norwegian(walk):
     text = walk.seen["password_error"].split("Noe må rettes", 1)[-1]
     assert "passord" in text.lower(), text
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="participants.EnrolmentError texts are English (not gettext), shown as is on the "
-    "Norwegian «Ny deltaker» page: «study code 'BTB-501' does not match the pattern ^BTB-\\d{4}$»",
-)
 def test_the_enrolment_error_is_in_norwegian(walk):
     text = walk.seen["enrol_error"].split("Noe må rettes", 1)[-1]
     assert "studiekode" in text.lower(), text
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="staff/participant.html prints person.status raw: «Status: active» on the Norwegian "
-    "participant page (LANGUAGE.md: withdrawn = «trukket fra studien»)",
-)
 def test_the_participant_status_is_in_norwegian(walk):
     status = walk.seen["facts"].split("Status\n", 1)[1].split("\n", 1)[0]
     assert status not in ("active", "withdrawn"), status
@@ -580,12 +564,6 @@ def test_the_alerts_page_is_empty(walk):
     assert "Ingen åpne sikkerhetsvarsler." in walk.seen["alerts_text"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="staff/participant.html loops over `history` for the «Revisjonslogg» table, but "
-    "views.participant never passes it (its local `history` is the invite list of the last "
-    "timepoint, not given to the template): the audit log on the page is always empty",
-)
 def test_the_participant_page_shows_the_audit_log(walk, staff_server):
     recorded = staff_server.query(
         "SELECT action FROM audit WHERE entity_id = ? OR entity_id LIKE ?", (CODE, f"{CODE}/%")
