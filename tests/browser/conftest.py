@@ -7,6 +7,7 @@ Participants and invite links are written to that same file in-process.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import socket
@@ -96,21 +97,24 @@ def server(tmp_path_factory):
     secret = "browser-tests-" + secrets.token_hex(16)
     app = make_app(db_path, SECRET_KEY=secret)
 
+    with gunicorn(
+        folder, {"PRO_DATABASE": str(db_path), "PRO_DEMO": "1", "PRO_SECRET_KEY": secret}
+    ) as (url, log_path):
+        yield Server(url=url, db_path=db_path, app=app, log_path=log_path)
+
+
+@contextlib.contextmanager
+def gunicorn(folder: Path, settings: dict):
+    """gunicorn -w 2 on 127.0.0.1:<free port> with these PRO_* settings; yields (url, log)."""
     listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     listener.bind(("127.0.0.1", 0))
     listener.listen(128)
     listener.set_inheritable(True)
-    port = listener.getsockname()[1]
-    url = f"http://127.0.0.1:{port}"
-    env = {
-        **os.environ,
-        "PRO_DATABASE": str(db_path),
-        "PRO_DEMO": "1",
-        "PRO_SECRET_KEY": secret,
-        "PRO_BASE_URL": url,
-    }
-    env.pop("PRO_CRASH_AT", None)
+    url = f"http://127.0.0.1:{listener.getsockname()[1]}"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PRO_")}
+    env.update(settings)
+    env["PRO_BASE_URL"] = url
     log_path = folder / "gunicorn.log"
     with open(log_path, "wb") as log:
         proc = subprocess.Popen(
@@ -135,7 +139,7 @@ def server(tmp_path_factory):
     listener.close()  # gunicorn holds its own copy of the socket
     try:
         _wait_until_up(url, proc, log_path)
-        yield Server(url=url, db_path=db_path, app=app, log_path=log_path)
+        yield url, log_path
     finally:
         proc.terminate()
         try:

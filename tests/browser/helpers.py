@@ -143,3 +143,19 @@ def open_questionnaire(page: Page, base_url: str, qid: str, number: int | None =
 def first_open_task(page: Page):
     """The first «Start»/«Fortsett» button on the overview."""
     return page.locator("ol.tasks a.button").first
+
+
+def report(violations: list[dict]) -> str:
+    """Violations as lines a person can act on: rule, impact, help, element, why."""
+    lines = []
+    for violation in violations:
+        lines.append(
+            f"- {violation['id']} ({violation['impact']}): {violation['help']}"
+            f" [{violation['helpUrl']}]"
+        )
+        for node in violation["nodes"]:
+            lines.append(f"    at {', '.join(map(str, node['target']))}: {node['html'][:200]}")
+            summary = node.get("failureSummary", "").replace("\n", " ")
+            if summary:
+                lines.append(f"      {summary[:400]}")
+    return "\n".join(lines)

@@ -18,6 +18,7 @@ from .helpers import (
     assert_lang,
     finish_questionnaire,
     open_questionnaire,
+    report,
     send_in,
     start,
     tap_and_wait,
@@ -49,22 +50,6 @@ KINDS = (
     "offline",
     "landing",
 )
-
-
-def report(violations: list[dict]) -> str:
-    """Violations as lines a person can act on: rule, impact, help, element, why."""
-    lines = []
-    for violation in violations:
-        lines.append(
-            f"- {violation['id']} ({violation['impact']}): {violation['help']}"
-            f" [{violation['helpUrl']}]"
-        )
-        for node in violation["nodes"]:
-            lines.append(f"    at {', '.join(map(str, node['target']))}: {node['html'][:200]}")
-            summary = node.get("failureSummary", "").replace("\n", " ")
-            if summary:
-                lines.append(f"      {summary[:400]}")
-    return "\n".join(lines)
 
 
 class Walk:

@@ -19,8 +19,6 @@ import os
 import re
 import secrets
 import socket
-import subprocess
-import sys
 from dataclasses import dataclass, field
 from email import message_from_bytes
 from email.header import decode_header, make_header
@@ -37,8 +35,8 @@ from pro_app.staff import accounts
 from pro_app.storage.contacts import cipher_for, new_key
 from tests.factories import local_today, make_app
 
-from .conftest import PHONE, ROOT, SCREENSHOTS, Server, _wait_until_up
-from .helpers import OVERVIEW_URL, assert_lang, start
+from .conftest import PHONE, SCREENSHOTS, Server, gunicorn
+from .helpers import OVERVIEW_URL, assert_lang, report, start
 
 pytestmark = pytest.mark.slow
 
@@ -150,87 +148,31 @@ def staff_server(tmp_path_factory):
     inbox = Inbox()
     smtp = Controller(inbox, hostname="127.0.0.1", port=free_port())
     smtp.start()
-    proc = None
+    settings = {
+        "PRO_DATABASE": str(db_path),
+        "PRO_SECRET_KEY": secret,
+        "PRO_CONTACT_KEY": contact_key,
+        "PRO_STAFF_TOTP": "true",
+        "PRO_SMTP_HOST": "127.0.0.1",
+        "PRO_SMTP_PORT": str(smtp.port),
+        "PRO_SMTP_STARTTLS": "false",
+        "PRO_MAIL_FROM": "studie@example.org",
+    }
     try:
-        listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        listener.bind(("127.0.0.1", 0))
-        listener.listen(128)
-        listener.set_inheritable(True)
-        url = f"http://127.0.0.1:{listener.getsockname()[1]}"
-        env = {k: v for k, v in os.environ.items() if not k.startswith("PRO_")}
-        env.update(
-            {
-                "PRO_DATABASE": str(db_path),
-                "PRO_SECRET_KEY": secret,
-                "PRO_CONTACT_KEY": contact_key,
-                "PRO_BASE_URL": url,
-                "PRO_STAFF_TOTP": "true",
-                "PRO_SMTP_HOST": "127.0.0.1",
-                "PRO_SMTP_PORT": str(smtp.port),
-                "PRO_SMTP_STARTTLS": "false",
-                "PRO_MAIL_FROM": "studie@example.org",
-            }
-        )
-        log_path = folder / "gunicorn.log"
-        with open(log_path, "wb") as log:
-            proc = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "gunicorn",
-                    "-w",
-                    "2",
-                    "-b",
-                    f"fd://{listener.fileno()}",
-                    "--graceful-timeout",
-                    "2",
-                    "wsgi:app",
-                ],
-                cwd=ROOT,
-                env=env,
-                pass_fds=(listener.fileno(),),
-                stdout=log,
-                stderr=subprocess.STDOUT,
+        with gunicorn(folder, settings) as (url, log_path):
+            yield StaffServer(
+                url=url,
+                db_path=db_path,
+                app=app,
+                log_path=log_path,
+                inbox=inbox,
+                accounts={COORDINATOR: first, OTHER: (OTHER_PASSWORD, other[1])},
             )
-        listener.close()
-        _wait_until_up(url, proc, log_path)
-        yield StaffServer(
-            url=url,
-            db_path=db_path,
-            app=app,
-            log_path=log_path,
-            inbox=inbox,
-            accounts={COORDINATOR: first, OTHER: (OTHER_PASSWORD, other[1])},
-        )
     finally:
-        if proc is not None:
-            proc.terminate()
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
         smtp.stop()
 
 
 # --- The walk ---------------------------------------------------------------------------------
-
-
-def report(violations: list[dict]) -> str:
-    """Violations as lines a person can act on: rule, impact, help, element."""
-    lines = []
-    for violation in violations:
-        lines.append(
-            f"- {violation['id']} ({violation['impact']}): {violation['help']}"
-            f" [{violation['helpUrl']}]"
-        )
-        for node in violation["nodes"]:
-            lines.append(f"    at {', '.join(map(str, node['target']))}: {node['html'][:200]}")
-            summary = node.get("failureSummary", "").replace("\n", " ")
-            if summary:
-                lines.append(f"      {summary[:400]}")
-    return "\n".join(lines)
 
 
 @dataclass
