@@ -192,6 +192,14 @@ def set_password(db, row: dict, password: str, *, actor: str) -> None:
         )
 
 
+def end_sessions(db, staff_id: int) -> None:
+    """End every live session of an account (inside the caller's transaction)."""
+    db.execute(
+        "UPDATE staff_sessions SET ended_at = ? WHERE staff_id = ? AND ended_at IS NULL",
+        (stamp(), staff_id),
+    )
+
+
 def disable(db, email: str, *, actor: str = "cli", actor_role: str = "admin") -> None:
     """Disable an account and end its sessions at once."""
     row = by_email(db, email)
@@ -202,10 +210,7 @@ def disable(db, email: str, *, actor: str = "cli", actor_role: str = "admin") ->
             "UPDATE staff SET disabled_at = ? WHERE id = ? AND disabled_at IS NULL",
             (stamp(), row["id"]),
         )
-        db.execute(
-            "UPDATE staff_sessions SET ended_at = ? WHERE staff_id = ? AND ended_at IS NULL",
-            (stamp(), row["id"]),
-        )
+        end_sessions(db, row["id"])
         audit.record(
             db,
             actor=actor,
@@ -237,10 +242,7 @@ def reset_password(
                 " totp_last_step = NULL WHERE id = ?",
                 (cipher.encrypt(secret.encode()), row["id"]),
             )
-        db.execute(
-            "UPDATE staff_sessions SET ended_at = ? WHERE staff_id = ? AND ended_at IS NULL",
-            (stamp(), row["id"]),
-        )
+        end_sessions(db, row["id"])
         audit.record(
             db,
             actor=actor,
