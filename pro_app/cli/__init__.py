@@ -9,6 +9,7 @@ def register_commands(app: Flask) -> None:
     """Add every command group to the app's CLI."""
     from .data import audit_group, contacts_group, db_group, invite, participants_group
     from .demo import demo
+    from .export import export_command
     from .questionnaires import questionnaires
     from .reminders import reminders_group
     from .schedule import schedule
@@ -27,6 +28,7 @@ def register_commands(app: Flask) -> None:
         demo,
         staff_group,
         reminders_group,
+        export_command,
     )
     for command in commands:
         app.cli.add_command(command)

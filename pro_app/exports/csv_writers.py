@@ -1,0 +1,187 @@
+"""CSV, long (one row per answer or score) and wide (one row per participant × timepoint).
+
+Pure and streaming: each writer takes an iterator of records and writes row by row to a
+text stream; the wide writer holds one participant × timepoint row at a time, so its
+input must come sorted by study code and protocol timepoint order (source.py does).
+"""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import TextIO
+
+from .model import ExportRecord, cell
+from .variables import Variable, study_order, value_of, variables_for
+
+BOM = "\ufeff"
+DELIMITERS = (",", ";")
+RESPONSE_META = ("status", "submitted_at", "definition_version")
+WIDE_META = (
+    "study_code",
+    "site",
+    "timepoint",
+    "target_day",
+    "first_day",
+    "last_day",
+    "actual_date",
+)
+LONG_HEADER = (
+    "study_code",
+    "site",
+    "timepoint",
+    "questionnaire",
+    "kind",
+    "item",
+    "value",
+    "reason",
+    "status",
+    "response_uuid",
+    "response_version",
+    "definition_version",
+    "definition_hash",
+    "target_day",
+    "first_day",
+    "last_day",
+    "actual_date",
+    "started_at",
+    "submitted_at",
+)
+
+
+def csv_writer(stream: TextIO, delimiter: str = ",", bom: bool = False):
+    """A csv writer on stream (CRLF line ends, minimal quoting), after the BOM if asked."""
+    if delimiter not in DELIMITERS:
+        raise ValueError(f"delimiter must be one of {DELIMITERS}, not {delimiter!r}")
+    if bom:
+        stream.write(BOM)
+    return csv.writer(stream, delimiter=delimiter, lineterminator="\r\n")
+
+
+def write_long(
+    stream: TextIO, records: Iterable[ExportRecord], *, delimiter: str = ",", bom: bool = False
+) -> int:
+    """Write one row per item and per score of each record; return the number of rows."""
+    writer = csv_writer(stream, delimiter, bom)
+    writer.writerow(LONG_HEADER)
+    count = 0
+    for r in records:
+        tail = (
+            r.status,
+            r.response_uuid,
+            r.response_version,
+            r.definition_version,
+            r.definition_hash,
+            r.target_day,
+            r.first_day,
+            r.last_day,
+            cell(r.actual_date),
+            r.started_at,
+            cell(r.submitted_at),
+        )
+        head = (r.study_code, r.site, r.timepoint, r.questionnaire)
+        for item, value in r.items.items():
+            writer.writerow((*head, "item", item, cell(value), "", *tail))
+            count += 1
+        for score, result in r.scores.items():
+            writer.writerow((*head, "score", score, cell(result.value), cell(result.reason), *tail))
+            count += 1
+    return count
+
+
+@dataclass(frozen=True)
+class WideLayout:
+    """The wide file's columns, fixed by the study and its definitions."""
+
+    header: tuple[str, ...]
+    variables: Mapping[str, tuple[Variable, ...]]  # questionnaire -> its variables
+    timepoint_rank: Mapping[str, int]
+
+
+def wide_layout(study, definitions: Mapping, questionnaires: Iterable[str] = ()) -> WideLayout:
+    """Columns: the assessment, then per questionnaire (protocol order) its status,
+    submission time, definition version and variables.
+
+    Questionnaires that never share a timepoint may share variable names (a weekly
+    variant of a questionnaire): those share one column. Names shared within a timepoint
+    are an error.
+    """
+    chosen = set(questionnaires)
+    order = [q for q in study_order(study) if not chosen or q in chosen]
+    header: dict[str, str] = dict.fromkeys(WIDE_META, "meta")
+    seen_meta = set(WIDE_META)
+    variables = {q: variables_for(definitions[q]) for q in order}
+    for q in order:
+        columns = [(f"{q}_{m}", "meta") for m in RESPONSE_META]
+        for name, kind in columns + [(v.name, "variable") for v in variables[q]]:
+            if header.setdefault(name, kind) != kind or (kind == "meta" and name in seen_meta):
+                raise ValueError(f"wide column name {name} is used twice")
+            if kind == "meta":
+                seen_meta.add(name)
+    for timepoint in study.timepoints:
+        seen: dict[str, str] = {}
+        for q in timepoint.questionnaires:
+            for v in variables.get(q, ()):
+                if seen.setdefault(v.name, q) != q:
+                    raise ValueError(
+                        f"{timepoint.id}: {seen[v.name]} and {q} both have a variable {v.name}"
+                    )
+    rank = {t.id: n for n, t in enumerate(study.timepoints)}
+    return WideLayout(tuple(header), variables, rank)
+
+
+def _fill(row: dict, record: ExportRecord, layout: WideLayout) -> None:
+    if record.questionnaire not in layout.variables:
+        raise ValueError(f"questionnaire {record.questionnaire} is not in the wide layout")
+    q = record.questionnaire
+    row[f"{q}_status"] = record.status
+    row[f"{q}_submitted_at"] = cell(record.submitted_at)
+    row[f"{q}_definition_version"] = record.definition_version
+    for variable in layout.variables[q]:
+        if variable.name in row:
+            raise ValueError(f"{record.study_code}/{record.timepoint}: {variable.name} twice")
+        row[variable.name] = cell(value_of(variable, record))
+    if record.actual_date and (not row["actual_date"] or record.actual_date < row["actual_date"]):
+        row["actual_date"] = record.actual_date
+
+
+def write_wide(
+    stream: TextIO,
+    records: Iterable[ExportRecord],
+    layout: WideLayout,
+    *,
+    delimiter: str = ",",
+    bom: bool = False,
+) -> int:
+    """Write one row per participant × timepoint (actual_date = its first submission day);
+    a questionnaire without a response leaves its cells empty. Return the number of rows."""
+    writer = csv_writer(stream, delimiter, bom)
+    writer.writerow(layout.header)
+    count = 0
+    key = row = None
+    for record in records:
+        if record.timepoint not in layout.timepoint_rank:
+            raise ValueError(f"timepoint {record.timepoint} is not in the study")
+        here = (record.study_code, layout.timepoint_rank[record.timepoint])
+        if here != key:
+            if key is not None and here < key:
+                raise ValueError("records must be sorted by study code and timepoint")
+            if row is not None:
+                writer.writerow(row.get(name, "") for name in layout.header)
+                count += 1
+            key = here
+            row = {
+                "study_code": record.study_code,
+                "site": record.site,
+                "timepoint": record.timepoint,
+                "target_day": record.target_day,
+                "first_day": record.first_day,
+                "last_day": record.last_day,
+                "actual_date": "",
+            }
+        _fill(row, record, layout)
+    if row is not None:
+        writer.writerow(row.get(name, "") for name in layout.header)
+        count += 1
+    return count

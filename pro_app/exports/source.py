@@ -1,0 +1,126 @@
+"""Records from the database, lazily: the only export module that reads SQL.
+
+Responses are read with one cursor in export order (study code, protocol timepoint order,
+protocol questionnaire order); answers and scores are fetched per response, so memory
+stays flat however many responses there are. The whole read runs in one read transaction
+(a consistent snapshot) when no transaction is open already.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from ..services.journal import current_answers, decode
+from .model import ExportRecord, Filters, build_record, day_bounds
+from .variables import study_order
+
+RESPONSE_SQL = """
+SELECT p.study_code, p.site, a.timepoint, a.target_day, a.first_day, a.last_day,
+       r.id, r.uuid, r.questionnaire, r.version, r.definition_version, r.definition_hash,
+       r.status, r.started_at, r.submitted_at
+FROM responses r
+JOIN assessments a ON a.id = r.assessment_id
+JOIN participants p ON p.id = a.participant_id
+WHERE r.status IN ({statuses})
+  AND a.timepoint IN ({timepoints})
+  AND r.questionnaire IN ({questionnaires})
+  AND r.version = (SELECT MAX(r2.version) FROM responses r2
+                   WHERE r2.assessment_id = r.assessment_id
+                     AND r2.questionnaire = r.questionnaire
+                     AND r2.status IN ({statuses}))
+  {where}
+ORDER BY p.study_code, {timepoint_rank}, {questionnaire_rank}, r.version
+"""
+
+
+def _marks(values) -> str:
+    return ", ".join("?" for _ in values)
+
+
+def _rank(column: str, ids) -> str:
+    cases = " ".join("WHEN ? THEN ?" for _ in ids)
+    return f"CASE {column} {cases} END"
+
+
+def unknown_values(filters: Filters, study) -> list[str]:
+    """Return a message per filter value the study does not know (listing the known ones)."""
+    known = {
+        "timepoint": ([t.id for t in study.timepoints], filters.timepoints),
+        "site": ([s.id for s in study.sites], filters.sites),
+        "questionnaire": (list(study_order(study)), filters.questionnaires),
+    }
+    problems = []
+    for name, (ids, given) in known.items():
+        for value in given:
+            if value not in ids:
+                problems.append(f"unknown {name} '{value}' (known: {', '.join(ids)})")
+    if filters.date_from and filters.date_to and filters.date_from > filters.date_to:
+        problems.append(f"--from {filters.date_from} is after --to {filters.date_to}")
+    return problems
+
+
+def _query(filters: Filters, study) -> tuple[str, list]:
+    statuses = ["submitted", "in_progress"] if filters.include_partial else ["submitted"]
+    timepoints = [t.id for t in study.timepoints]
+    questionnaires = list(study_order(study))
+    chosen_t = [t for t in timepoints if not filters.timepoints or t in filters.timepoints]
+    chosen_q = [
+        q for q in questionnaires if not filters.questionnaires or q in filters.questionnaires
+    ]
+    where, extra = [], []
+    if filters.sites:
+        where.append(f"AND p.site IN ({_marks(filters.sites)})")
+        extra.extend(filters.sites)
+    start, end = day_bounds(filters.date_from, filters.date_to, study.zone)
+    # A partial response has no submission time: its start time decides.
+    if start:
+        where.append("AND COALESCE(r.submitted_at, r.started_at) >= ?")
+        extra.append(start)
+    if end:
+        where.append("AND COALESCE(r.submitted_at, r.started_at) < ?")
+        extra.append(end)
+    sql = RESPONSE_SQL.format(
+        statuses=_marks(statuses),
+        timepoints=_marks(chosen_t),
+        questionnaires=_marks(chosen_q),
+        where="\n  ".join(where),
+        timepoint_rank=_rank("a.timepoint", timepoints),
+        questionnaire_rank=_rank("r.questionnaire", questionnaires),
+    )
+    params = [*statuses, *chosen_t, *chosen_q, *statuses, *extra]
+    params += [x for n, t in enumerate(timepoints) for x in (t, n)]
+    params += [x for n, q in enumerate(questionnaires) for x in (q, n)]
+    return sql, params
+
+
+def _scores(db, response_id: int) -> dict:
+    found = db.conn.execute(
+        "SELECT score, value, reason FROM scores WHERE response_id = ?", [response_id]
+    ).fetchall()
+    return {score: (decode(value), reason) for score, value, reason in found}
+
+
+def records(db, catalog, filters: Filters) -> Iterator[ExportRecord]:
+    """Yield the export records that pass the filters, in export order."""
+    study = catalog.study
+    sql, params = _query(filters, study)
+    own_snapshot = not db.conn.in_transaction
+    if own_snapshot:
+        db.conn.execute("BEGIN")
+    try:
+        cursor = db.conn.execute(sql, params)
+        names = [d[0] for d in cursor.description]
+        for values in cursor:
+            row = dict(zip(names, values, strict=True))
+            yield build_record(
+                participant=row,
+                assessment=row,
+                response=row,
+                answers=current_answers(db, row["id"]),
+                scores=_scores(db, row["id"]),
+                definition=catalog.questionnaires[row["questionnaire"]],
+                zone=study.zone,
+            )
+    finally:
+        if own_snapshot and db.conn.in_transaction:
+            db.conn.execute("COMMIT")

@@ -1,0 +1,233 @@
+"""Export variables, from the definitions: names, labels, types, units, codes and rules.
+
+Pure: no Flask, no SQL. Item ids and score ids are the column names, as the contract
+fixes them. A multiple-choice item keeps its own column (the chosen codes joined with
+'|', or 'declined' / 'not_applicable') and adds one 0/1 column per option,
+`<item>___<code>` (empty when the item has no answer).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..domain.answers import DECLINED, NOT_APPLICABLE
+from ..domain.model import (
+    BandsRule,
+    CountRule,
+    CutoffRule,
+    Date,
+    Integer,
+    MeanRule,
+    MultipleChoice,
+    PercentRule,
+    Questionnaire,
+    Scale,
+    SumRule,
+    Text,
+    YesNo,
+)
+
+DECLINED_LABEL = ("Vil ikke svare", "Declined to answer")
+CHOSEN = (("1", "Valgt", "Selected"), ("0", "Ikke valgt", "Not selected"))
+TRUE_FALSE = (("1", "Ja", "Yes"), ("0", "Nei", "No"))
+OPS = {"gt": ">", "ge": "≥", "lt": "<", "le": "≤", "eq": "=", "ne": "≠", "in": "in"}
+
+
+@dataclass(frozen=True)
+class Variable:
+    """One export column of a questionnaire (an item, an option of one, or a score)."""
+
+    name: str
+    questionnaire: str
+    kind: str  # item | score
+    label_nb: str
+    label_en: str
+    type: str  # integer, decimal, text, date, boolean, category
+    source: str  # the item or score id the value comes from
+    option: int | None = None  # for `<item>___<code>`: the option's code
+    unit_nb: str = ""
+    unit_en: str = ""
+    codes: tuple[tuple[str, str, str], ...] = ()  # (code, label nb, label en)
+    rule: str = ""
+    description_nb: str = ""
+    description_en: str = ""
+    definition_version: str = ""
+    definition_hash: str = ""
+
+
+def study_order(study) -> tuple[str, ...]:
+    """Return the study's questionnaire ids in protocol order (first use, timepoint order)."""
+    seen: dict[str, None] = {}
+    for timepoint in study.timepoints:
+        for questionnaire in timepoint.questionnaires:
+            seen.setdefault(questionnaire)
+    return tuple(seen)
+
+
+def catalog_order(catalog) -> tuple[str, ...]:
+    """The study's questionnaires in protocol order, then any other definitions by id."""
+    used = study_order(catalog.study)
+    return used + tuple(sorted(q for q in catalog.questionnaires if q not in used))
+
+
+def _non_answers(item) -> tuple[tuple[str, str, str], ...]:
+    extra = []
+    if item.not_applicable is not None:
+        extra.append((NOT_APPLICABLE, item.not_applicable.nb, item.not_applicable.en))
+    if item.skippable:
+        extra.append((DECLINED, *DECLINED_LABEL))
+    return tuple(extra)
+
+
+def _item_codes(item) -> tuple[tuple[str, str, str], ...]:
+    if isinstance(item, YesNo):
+        return (("1", item.yes.nb, item.yes.en), ("0", item.no.nb, item.no.en))
+    if isinstance(item, Scale):
+        ends = {item.min: item.min_label, item.max: item.max_label}
+        return tuple(
+            (str(c), ends[c].nb if c in ends else "", ends[c].en if c in ends else "")
+            for c in item.codes()
+        )
+    options = getattr(item, "options", ())
+    return tuple((str(o.code), o.label.nb, o.label.en) for o in options)
+
+
+def _item_type(item) -> str:
+    if isinstance(item, Date):
+        return "date"
+    if isinstance(item, Text | MultipleChoice):
+        return "text"
+    return "integer"
+
+
+def item_variables(definition: Questionnaire, item) -> list[Variable]:
+    """The item's own column, then (multiple choice) one 0/1 column per option."""
+    label = item.short or item.text
+    unit = item.unit if isinstance(item, Integer) and item.unit else None
+    common = dict(
+        questionnaire=definition.id,
+        kind="item",
+        source=item.id,
+        definition_version=definition.version,
+        definition_hash=definition.content_hash,
+    )
+    found = [
+        Variable(
+            name=item.id,
+            label_nb=label.nb,
+            label_en=label.en,
+            type=_item_type(item),
+            unit_nb=unit.nb if unit else "",
+            unit_en=unit.en if unit else "",
+            codes=_item_codes(item) + _non_answers(item),
+            **common,
+        )
+    ]
+    if isinstance(item, MultipleChoice):
+        for option in item.options:
+            found.append(
+                Variable(
+                    name=f"{item.id}___{option.code}",
+                    label_nb=f"{label.nb}: {option.label.nb}",
+                    label_en=f"{label.en}: {option.label.en}",
+                    type="boolean",
+                    option=option.code,
+                    codes=CHOSEN,
+                    **common,
+                )
+            )
+    return found
+
+
+def _missing_rule(rule) -> str:
+    parts = []
+    if rule.min_answered is not None:
+        parts.append(f"at least {rule.min_answered} answered")
+    if rule.max_missing is not None:
+        parts.append(f"at most {rule.max_missing} missing")
+    if not parts:
+        parts.append("null if any item is missing")
+    if getattr(rule, "prorate", False):
+        parts.append("prorated to all items when some are missing")
+    return "; ".join(parts)
+
+
+def rule_text(rule) -> str:
+    """A one-line, English statement of how a score is computed."""
+    if isinstance(rule, BandsRule):
+        bands = ", ".join(
+            f"≤ {b.upto!r} {b.value}" if b.upto is not None else f"else {b.value}"
+            for b in rule.bands
+        )
+        return f"band of {rule.source}: {bands}"
+    if isinstance(rule, CutoffRule):
+        return f"{rule.source} {OPS[rule.op]} {rule.value!r} (1 = true, 0 = false)"
+    items = ", ".join(rule.items)
+    if isinstance(rule, MeanRule):
+        head = f"mean of answered items ({items})"
+    elif isinstance(rule, PercentRule):
+        head = f"sum of (code − lowest code) / most possible × 100 over answered items ({items})"
+    elif isinstance(rule, CountRule):
+        head = f"number of items with answer {OPS[rule.where.op]} {rule.where.value} ({items})"
+    else:
+        head = f"sum of items ({items})"
+    return f"{head}; {_missing_rule(rule)}"
+
+
+def _score_type(rule) -> str:
+    if isinstance(rule, BandsRule):
+        return "category"
+    if isinstance(rule, CutoffRule):
+        return "boolean"
+    if isinstance(rule, SumRule | CountRule) and not rule.prorate:
+        return "integer"
+    return "decimal"
+
+
+def score_variable(definition: Questionnaire, rule) -> Variable:
+    if isinstance(rule, BandsRule):
+        codes = tuple((b.value, b.label.nb, b.label.en) for b in rule.bands)
+    elif isinstance(rule, CutoffRule):
+        codes = TRUE_FALSE
+    else:
+        codes = ()
+    percent = "%" if isinstance(rule, PercentRule) else ""
+    return Variable(
+        name=rule.id,
+        questionnaire=definition.id,
+        kind="score",
+        label_nb=rule.label.nb,
+        label_en=rule.label.en,
+        type=_score_type(rule),
+        source=rule.id,
+        unit_nb=percent,
+        unit_en=percent,
+        codes=codes,
+        rule=rule_text(rule),
+        description_nb=rule.description.nb if rule.description else "",
+        description_en=rule.description.en if rule.description else "",
+        definition_version=definition.version,
+        definition_hash=definition.content_hash,
+    )
+
+
+def variables_for(definition: Questionnaire) -> tuple[Variable, ...]:
+    """Every export variable of a definition: items in definition order, then scores."""
+    found: list[Variable] = []
+    for item in definition.items:
+        found.extend(item_variables(definition, item))
+    found.extend(score_variable(definition, rule) for rule in definition.scores)
+    return tuple(found)
+
+
+def value_of(variable: Variable, record):
+    """Return the variable's value in a record (None when missing)."""
+    if variable.kind == "score":
+        result = record.scores.get(variable.source)
+        return None if result is None else result.value
+    value = record.items.get(variable.source)
+    if variable.option is None:
+        return value
+    if isinstance(value, list):
+        return 1 if variable.option in value else 0
+    return None  # missing, declined or not applicable: the marker is in the item's column
