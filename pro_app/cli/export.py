@@ -18,15 +18,27 @@ from flask.cli import with_appcontext
 from ..catalog import catalog_for
 from ..database import get_db
 from ..domain.errors import DefinitionError
+from ..exports import fhir, redcap
 from ..exports.codebook import write_codebook_csv, write_codebook_html
 from ..exports.csv_writers import wide_layout, write_long, write_wide
 from ..exports.model import Filters
+from ..exports.odm import write_odm
 from ..exports.source import records, unknown_values
 from ..exports.variables import catalog_order
 from ..storage import audit
 from ..storage.db import write as write_transaction
 
-FORMATS = ("csv-wide", "csv-long", "codebook", "codebook-html")
+FORMATS = (
+    "csv-wide",
+    "csv-long",
+    "codebook",
+    "codebook-html",
+    "odm",
+    "fhir",
+    "fhir-questionnaires",
+    "redcap-dictionary",
+    "redcap-records",
+)
 
 
 def _day(value: str | None, option: str) -> dt.date | None:
@@ -36,6 +48,21 @@ def _day(value: str | None, option: str) -> dt.date | None:
         return dt.datetime.strptime(value, "%Y-%m-%d").date()
     except ValueError:
         raise click.ClickException(f"{option} {value!r} is not a date; use YYYY-MM-DD") from None
+
+
+def _json_out(out, bundle: dict) -> int:
+    """Write a FHIR Bundle as deterministic JSON; return the number of entries."""
+    out.write(fhir.dumps(bundle))
+    return len(bundle.get("entry", []))
+
+
+def latest_time(db) -> str:
+    """The newest stored response time: stamped into files so the same data gives the same
+    bytes (never the clock)."""
+    row = db.conn.execute(
+        "SELECT MAX(COALESCE(submitted_at, started_at)) FROM responses"
+    ).fetchone()
+    return row[0] or "2000-01-01T00:00:00Z"
 
 
 def _writer(fmt: str, catalog, filters: Filters, delimiter: str, bom: bool):
@@ -52,6 +79,20 @@ def _writer(fmt: str, catalog, filters: Filters, delimiter: str, bom: bool):
         title = f"Kodebok – {study.title.nb}"
         return lambda out: write_codebook_html(out, chosen, title)
     db = get_db()
+    base_url = current_app.config["BASE_URL"]
+    if fmt == "fhir-questionnaires":
+        return lambda out: _json_out(out, fhir.questionnaires_bundle(catalog, base_url))
+    if fmt == "redcap-dictionary":
+        return lambda out: redcap.write_dictionary(out, catalog)
+    if fmt == "odm":
+        created = latest_time(db)
+        return lambda out: write_odm(out, catalog, records(db, catalog, filters), created=created)
+    if fmt == "fhir":
+        return lambda out: _json_out(
+            out, fhir.responses_bundle(records(db, catalog, filters), catalog, base_url)
+        )
+    if fmt == "redcap-records":
+        return lambda out: redcap.write_records(out, records(db, catalog, filters), catalog)
     if fmt == "csv-long":
         return lambda out: write_long(
             out, records(db, catalog, filters), delimiter=delimiter, bom=bom
@@ -113,11 +154,12 @@ def export_command(
     """Export scored data or the codebook to FILE.
 
     Formats: csv-wide (one row per participant and timepoint), csv-long (one row per
-    answer and score), codebook (CSV, one row per variable), codebook-html. Dates are
-    Oslo calendar days; a partial response is dated by its start. Contact details are
-    never exported. The other formats of the design (sav, dta, odm, fhir,
-    fhir-questionnaires, redcap-dictionary, redcap-records, audit-csv, audit-json) come
-    later.
+    answer and score), codebook (CSV, one row per variable), codebook-html, odm (CDISC
+    ODM 1.3.2 snapshot: metadata and clinical data), fhir (a Bundle of
+    QuestionnaireResponses, R4), fhir-questionnaires (a Bundle of Questionnaires),
+    redcap-dictionary (with -events.csv and -mappings.csv beside it), redcap-records (an
+    import file, one row per participant and event). Dates are Oslo calendar days; a
+    partial response is dated by its start. Contact details are never exported.
     """
     try:
         catalog = catalog_for(current_app)
@@ -153,6 +195,20 @@ def export_command(
     _record(fmt, filters, Path(output).name, count, sha)
     click.echo(f"Wrote {count} rows to {output}")
     click.echo(f"SHA-256 {sha}")
+    if fmt == "redcap-dictionary":
+        _redcap_events(Path(output), catalog)
+
+
+def _redcap_events(dictionary: Path, catalog) -> None:
+    """Beside the data dictionary: the events and the form-event mapping REDCap needs."""
+    study = catalog.study
+    for suffix, write in (
+        ("events", lambda out: redcap.write_events(out, study)),
+        ("mappings", lambda out: redcap.write_mappings(out, study, catalog.questionnaires)),
+    ):
+        path = dictionary.with_name(f"{dictionary.stem}-{suffix}.csv")
+        count, sha = _write_file(path, write)
+        click.echo(f"Wrote {count} {suffix} to {path} (SHA-256 {sha})")
 
 
 def _plain(values: dict) -> dict:

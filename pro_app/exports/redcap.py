@@ -1,0 +1,466 @@
+"""REDCap: the data dictionary, events, form-event mapping and an import-ready records file.
+
+Pure and streaming (no Flask, no SQL, standard library csv only). Shapes (DESIGN.md,
+"REDCap shape"):
+
+- The record id field `study_code` is the first field of the first form, `participant`,
+  which also holds `site` (a dropdown of the study's site ids) and belongs to the first
+  event of the schedule.
+- One form per questionnaire. Questionnaires whose fields overlap share one form, named
+  after the first of them in protocol order (BackToBasic: `nrs` and `nrs_weekly` share the
+  form `nrs`); they must then have exactly the same field names, and the shared fields
+  take their labels from the first one.
+- Items: single choice, scale and yes/no are `radio` (the stored codes, Norwegian labels;
+  a scale is laid out horizontally), multiple choice `checkbox` (`<item>___<code>` in the
+  records), integer `text` with `integer` validation and min/max, date `text` with
+  `date_ymd`, text `text` or `notes`. Declined and not applicable are left empty (they are
+  not choices). Display conditions become branching logic; page titles section headers.
+- Scores are ordinary fields tagged `@READONLY`: `text` with `integer` or `number`
+  validation; a band score is a `dropdown` of its band values, a cut-off a `yesno` (1/0),
+  since neither is a number.
+- Events: `event_name` = the timepoint id, so REDCap's unique name is `<timepoint>_arm_1`.
+- Records: one row per participant × timepoint (the records must come sorted by study
+  code and protocol timepoint order, as `source.records` yields them), plus a row on the
+  first event holding `site` for a participant who has none there; `<form>_complete` is 2
+  for a submitted response and 0 for a partial one.
+"""
+
+from __future__ import annotations
+
+import csv
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import TextIO
+
+from ..domain.answers import NON_ANSWERS
+from ..domain.model import (
+    BandsRule,
+    Condition,
+    CutoffRule,
+    Date,
+    Integer,
+    MultipleChoice,
+    Questionnaire,
+    Scale,
+    Text,
+)
+from .model import SUBMITTED, ExportRecord, cell
+from .variables import score_variable, study_order, value_of, variables_for
+
+RECORD_ID = "study_code"
+FIRST_FORM = "participant"
+ARM = 1
+COMPLETE = {SUBMITTED: "2", "partial": "0"}
+DICTIONARY_HEADER = (
+    "Variable / Field Name",
+    "Form Name",
+    "Section Header",
+    "Field Type",
+    "Field Label",
+    "Choices, Calculations, OR Slider Labels",
+    "Field Note",
+    "Text Validation Type OR Show Slider Number",
+    "Text Validation Min",
+    "Text Validation Max",
+    "Identifier?",
+    "Branching Logic (Show field only if...)",
+    "Required Field?",
+    "Custom Alignment",
+    "Question Number (surveys only)",
+    "Matrix Group Name",
+    "Matrix Ranking?",
+    "Field Annotation",
+)
+EVENTS_HEADER = (
+    "event_name",
+    "arm_num",
+    "day_offset",
+    "offset_min",
+    "offset_max",
+    "unique_event_name",
+    "custom_event_label",
+)
+MAPPING_HEADER = ("arm_num", "unique_event_name", "form")
+NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_]*$")
+RECOMMENDED_LENGTH = 26
+MAX_LENGTH = 100
+RESERVED = {
+    "redcap_event_name",
+    "redcap_repeat_instrument",
+    "redcap_repeat_instance",
+    "redcap_data_access_group",
+    "redcap_survey_identifier",
+}
+OPS = {"eq": "=", "ne": "<>", "gt": ">", "ge": ">=", "lt": "<", "le": "<="}
+
+
+def _writer(stream: TextIO):
+    return csv.writer(stream, lineterminator="\r\n")
+
+
+def event_name(timepoint_id: str) -> str:
+    """REDCap's unique event name of a timepoint."""
+    return f"{timepoint_id}_arm_{ARM}"
+
+
+def _fields(definition: Questionnaire) -> tuple[str, ...]:
+    """The REDCap field names of a definition (a checkbox is one field)."""
+    return tuple(i.id for i in definition.items) + tuple(s.id for s in definition.scores)
+
+
+def forms(catalog) -> dict[str, str]:
+    """Map each questionnaire id to its REDCap form name (protocol order)."""
+    return forms_of(catalog.study, catalog.questionnaires)
+
+
+def forms_of(study, questionnaires) -> dict[str, str]:
+    """Map each questionnaire id to its form: the study's in protocol order, then the rest."""
+    used = study_order(study)
+    order = used + tuple(sorted(q for q in questionnaires if q not in used))
+    found: dict[str, str] = {}
+    owner: dict[str, str] = {}  # field name -> form
+    for qid in order:
+        fields = _fields(questionnaires[qid])
+        shared = {owner[f] for f in fields if f in owner}
+        if len(shared) > 1:
+            raise ValueError(f"{qid} shares fields with the forms {sorted(shared)}")
+        if shared:
+            form = shared.pop()
+            first = next(q for q, f in found.items() if f == form)
+            if set(fields) != set(_fields(questionnaires[first])):
+                raise ValueError(
+                    f"{qid} and {first} share some field names but not all: a REDCap field "
+                    "belongs to one form, so they need the same fields or none in common"
+                )
+        else:
+            form = qid
+        if form == FIRST_FORM or {RECORD_ID, "site"} & set(fields):
+            raise ValueError(f"{qid}: '{FIRST_FORM}', '{RECORD_ID}' and 'site' are reserved")
+        found[qid] = form
+        owner.update(dict.fromkeys(fields, form))
+    return found
+
+
+def _form_definitions(catalog) -> dict[str, Questionnaire]:
+    """Each form and the definition its fields come from (the first of those sharing it)."""
+    result: dict[str, Questionnaire] = {}
+    for qid, form in forms(catalog).items():
+        result.setdefault(form, catalog.questionnaires[qid])
+    return result
+
+
+# Dictionary ----------------------------------------------------------------------------
+
+
+def _label(text: str) -> str:
+    """A choice label: '|' separates choices in REDCap, so it cannot appear in one."""
+    return text.replace("|", "/").strip()
+
+
+def _choices(pairs) -> str:
+    return " | ".join(f"{code}, {_label(label)}" for code, label in pairs)
+
+
+def _codes(item) -> list[tuple[str, str]]:
+    if item.type == "yes_no":
+        return [("1", item.yes.nb), ("0", item.no.nb)]
+    if isinstance(item, Scale):
+        ends = {item.min: item.min_label.nb, item.max: item.max_label.nb}
+        return [(str(c), f"{c} {ends[c]}" if c in ends else str(c)) for c in item.codes()]
+    return [(str(o.code), o.label.nb) for o in item.options]
+
+
+def _compare(item, op: str, value) -> str | None:
+    if isinstance(item, MultipleChoice):
+        if op == "eq":
+            return f"[{item.id}({value})] = '1'"
+        if op == "ne":
+            return f"[{item.id}({value})] = '0'"
+        if op == "in":
+            return "(" + " or ".join(f"[{item.id}({v})] = '1'" for v in value) + ")"
+        if op == "not_in":
+            return "(" + " and ".join(f"[{item.id}({v})] = '0'" for v in value) + ")"
+        return None
+    if op == "answered":
+        return f"[{item.id}] <> ''"
+    if op in ("eq", "ne"):
+        return f"[{item.id}] {OPS[op]} '{value}'"
+    if op in OPS:  # a number, unquoted, so that REDCap compares numbers
+        return f"[{item.id}] {OPS[op]} {value}"
+    if op == "in":
+        return "(" + " or ".join(f"[{item.id}] = '{v}'" for v in value) + ")"
+    if op == "not_in":
+        return "(" + " and ".join(f"[{item.id}] <> '{v}'" for v in value) + ")"
+    return None  # 'declined': a declined answer is an empty field in REDCap
+
+
+def branching(definition: Questionnaire, condition: Condition) -> str | None:
+    """REDCap branching logic for a display condition, or None when it cannot be said."""
+    if condition.item is not None:
+        item = definition.items_by_id.get(condition.item)
+        return None if item is None else _compare(item, condition.op, condition.value)
+    parts = [branching(definition, part) for part in condition.all or condition.any]
+    if any(p is None for p in parts):
+        return None
+    joiner = " and " if condition.all is not None else " or "
+    return "(" + joiner.join(parts) + ")" if len(parts) > 1 else parts[0]
+
+
+def _row(name, form, field_type, label, **extra) -> list[str]:
+    values = dict.fromkeys(DICTIONARY_HEADER, "")
+    values["Variable / Field Name"] = name
+    values["Form Name"] = form
+    values["Field Type"] = field_type
+    values["Field Label"] = label
+    keys = {
+        "section": "Section Header",
+        "choices": "Choices, Calculations, OR Slider Labels",
+        "note": "Field Note",
+        "validation": "Text Validation Type OR Show Slider Number",
+        "low": "Text Validation Min",
+        "high": "Text Validation Max",
+        "logic": "Branching Logic (Show field only if...)",
+        "required": "Required Field?",
+        "align": "Custom Alignment",
+        "annotation": "Field Annotation",
+    }
+    for key, value in extra.items():
+        values[keys[key]] = "" if value is None else str(value)
+    return [values[h] for h in DICTIONARY_HEADER]
+
+
+def _item_row(definition: Questionnaire, form: str, item, section: str) -> list[str]:
+    extra: dict = {"section": section}
+    if not item.skippable and item.not_applicable is None:
+        extra["required"] = "y"
+    if item.show_if is not None:
+        extra["logic"] = branching(definition, item.show_if)
+    if item.help is not None:
+        extra["note"] = item.help.nb
+    if isinstance(item, Integer):
+        kind = "text"
+        extra.update(validation="integer", low=item.min, high=item.max)
+        if item.unit is not None:
+            extra["note"] = item.unit.nb
+    elif isinstance(item, Date):
+        kind = "text"
+        extra["validation"] = "date_ymd"
+    elif isinstance(item, Text):
+        kind = "notes" if item.multiline else "text"
+    else:
+        kind = "checkbox" if isinstance(item, MultipleChoice) else "radio"
+        extra["choices"] = _choices(_codes(item))
+        if isinstance(item, Scale):
+            extra["align"] = "RH"
+    return _row(item.id, form, kind, item.text.nb, **extra)
+
+
+def _score_row(definition: Questionnaire, form: str, rule) -> list[str]:
+    variable = score_variable(definition, rule)
+    extra: dict = {"annotation": "@READONLY", "note": variable.description_nb}
+    if isinstance(rule, BandsRule):
+        kind = "dropdown"
+        extra["choices"] = _choices((b.value, b.label.nb) for b in rule.bands)
+    elif isinstance(rule, CutoffRule):
+        kind = "yesno"
+    else:
+        kind = "text"
+        extra["validation"] = "integer" if variable.type == "integer" else "number"
+    return _row(rule.id, form, kind, rule.label.nb, **extra)
+
+
+def _sections(definition: Questionnaire) -> dict[str, str]:
+    """item id -> the title of the page it opens."""
+    return {p.items[0]: p.title.nb for p in definition.pages if p.title is not None}
+
+
+def write_dictionary(stream: TextIO, catalog) -> int:
+    """Write the data dictionary CSV; return the number of fields."""
+    writer = _writer(stream)
+    writer.writerow(DICTIONARY_HEADER)
+    sites = _choices((s.id, s.name) for s in catalog.study.sites)
+    rows = [
+        _row(RECORD_ID, FIRST_FORM, "text", "Studiekode"),
+        _row("site", FIRST_FORM, "dropdown", "Sykehus", choices=sites, required="y"),
+    ]
+    for form, definition in _form_definitions(catalog).items():
+        sections = _sections(definition)
+        for item in definition.items:
+            rows.append(_item_row(definition, form, item, sections.get(item.id, "")))
+        rows.extend(_score_row(definition, form, rule) for rule in definition.scores)
+    writer.writerows(rows)
+    return len(rows)
+
+
+def branching_not_expressed(catalog) -> list[str]:
+    """`questionnaire.item` for every display condition the dictionary leaves out."""
+    return [
+        f"{definition.id}.{item.id}"
+        for definition in _form_definitions(catalog).values()
+        for item in definition.items
+        if item.show_if is not None and branching(definition, item.show_if) is None
+    ]
+
+
+def field_name_problems(catalog) -> list[str]:
+    """Field and form names that break REDCap's rules or its 26-character recommendation."""
+    names = [RECORD_ID, "site"]
+    for form, definition in _form_definitions(catalog).items():
+        names.append(f"{form}_complete")
+        for item in definition.items:
+            names.append(item.id)
+            if isinstance(item, MultipleChoice):
+                names.extend(f"{item.id}___{o.code}" for o in item.options)
+        names.extend(s.id for s in definition.scores)
+    form_names = {FIRST_FORM, *forms(catalog).values()}
+    problems = []
+    for name in names:
+        if not NAME_PATTERN.match(name):
+            problems.append(f"{name}: use lower-case letters, digits and _, starting with a letter")
+        if len(name) > MAX_LENGTH:
+            problems.append(f"{name}: longer than {MAX_LENGTH} characters")
+        elif len(name) > RECOMMENDED_LENGTH:
+            problems.append(f"{name}: longer than the recommended {RECOMMENDED_LENGTH} characters")
+        if name in RESERVED:
+            problems.append(f"{name}: reserved by REDCap")
+        if name.endswith("_complete") and name[: -len("_complete")] not in form_names:
+            problems.append(f"{name}: ends in _complete like a form status field")
+    return problems
+
+
+# Events and mapping --------------------------------------------------------------------
+
+
+def write_events(stream: TextIO, study) -> int:
+    """Write one event per timepoint (arm 1); return the number of events."""
+    writer = _writer(stream)
+    writer.writerow(EVENTS_HEADER)
+    for timepoint in study.timepoints:
+        window = timepoint.window or study.windows
+        writer.writerow(
+            (
+                timepoint.id,
+                ARM,
+                timepoint.day,
+                window.before,
+                window.after,
+                event_name(timepoint.id),
+                timepoint.label.nb,
+            )
+        )
+    return len(study.timepoints)
+
+
+def mappings(study, form_of: dict[str, str]) -> list[tuple[int, str, str]]:
+    """(arm, unique event name, form) for every form of every timepoint, participant first."""
+    rows = [(ARM, event_name(study.timepoints[0].id), FIRST_FORM)]
+    for timepoint in study.timepoints:
+        seen: dict[str, None] = {}
+        for qid in timepoint.questionnaires:
+            seen.setdefault(form_of[qid])
+        rows.extend((ARM, event_name(timepoint.id), form) for form in seen)
+    return rows
+
+
+def write_mappings(stream: TextIO, study, questionnaires) -> int:
+    """Write the form-event mapping; return the number of rows.
+
+    questionnaires: the definitions by id (a catalog's), to see which questionnaires share
+    a form (no questionnaire id is written into the code).
+    """
+    writer = _writer(stream)
+    writer.writerow(MAPPING_HEADER)
+    rows = mappings(study, forms_of(study, questionnaires))
+    writer.writerows(rows)
+    return len(rows)
+
+
+# Records -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Layout:
+    header: tuple[str, ...]
+    form_of: dict[str, str]
+    variables: dict[str, tuple]  # questionnaire -> variables written (checkbox: options only)
+
+
+def records_layout(catalog) -> _Layout:
+    form_of = forms(catalog)
+    definitions = _form_definitions(catalog)
+    header = [RECORD_ID, "redcap_event_name", "site", f"{FIRST_FORM}_complete"]
+    for form, definition in definitions.items():
+        header.extend(v.name for v in _written(definition))
+        header.append(f"{form}_complete")
+    variables = {qid: _written(catalog.questionnaires[qid]) for qid in form_of}
+    return _Layout(tuple(header), form_of, variables)
+
+
+def _written(definition: Questionnaire) -> tuple:
+    """The definition's variables as REDCap columns: a checkbox has only its options."""
+    multiple = {i.id for i in definition.items if isinstance(i, MultipleChoice)}
+    return tuple(
+        v for v in variables_for(definition) if not (v.source in multiple and v.option is None)
+    )
+
+
+def _value(variable, record: ExportRecord) -> str:
+    value = value_of(variable, record)
+    if isinstance(value, str) and value in NON_ANSWERS and variable.kind == "item":
+        return ""  # declined / not applicable: REDCap leaves the field empty
+    return cell(value)
+
+
+def write_records(stream: TextIO, records: Iterable[ExportRecord], catalog) -> int:
+    """Write the flat import file (one row per participant × event); return the rows."""
+    layout = records_layout(catalog)
+    study = catalog.study
+    first_event = event_name(study.timepoints[0].id)
+    rank = {t.id: n for n, t in enumerate(study.timepoints)}
+    writer = _writer(stream)
+    writer.writerow(layout.header)
+    count = 0
+    row: dict | None = None
+    last_key = None
+
+    def flush():
+        nonlocal count
+        if row is not None:
+            writer.writerow([row.get(h, "") for h in layout.header])
+            count += 1
+
+    for record in records:
+        key = (record.study_code, rank[record.timepoint])
+        if last_key is not None and key < last_key:
+            raise ValueError("records must be sorted by study code and timepoint order")
+        if key != last_key:
+            flush()
+            if last_key is None or record.study_code != last_key[0]:
+                participant = {
+                    RECORD_ID: record.study_code,
+                    "redcap_event_name": first_event,
+                    "site": record.site,
+                    f"{FIRST_FORM}_complete": "2",
+                }
+                if key[1] != 0:  # no data on the first event: a row for site alone
+                    row = participant
+                    flush()
+                    row = {RECORD_ID: record.study_code}
+                else:
+                    row = participant
+            else:
+                row = {RECORD_ID: record.study_code}
+            row["redcap_event_name"] = event_name(record.timepoint)
+            last_key = key
+        form = layout.form_of[record.questionnaire]
+        status = f"{form}_complete"
+        if status in row:
+            raise ValueError(
+                f"{record.study_code} {record.timepoint}: two responses for the form {form}"
+            )
+        row[status] = COMPLETE[record.status]
+        for variable in layout.variables[record.questionnaire]:
+            row[variable.name] = _value(variable, record)
+    flush()
+    return count
