@@ -6,7 +6,9 @@ import io
 import uuid
 from pathlib import Path
 
+import odmlib  # noqa: E402
 import pytest
+from lxml import etree  # noqa: E402 - test dependencies (pyproject [test])
 
 from pro_app.catalog import catalog_for
 from pro_app.database import get_db
@@ -18,9 +20,6 @@ from pro_app.services import assessments, journal, participants
 from pro_app.services.submit import submit
 
 from .factories import enrol, make_app
-
-etree = pytest.importorskip("lxml.etree")
-odmlib = pytest.importorskip("odmlib")
 
 NS = {"odm": "http://www.cdisc.org/ns/odm/v1.3"}
 LANG = "{http://www.w3.org/XML/1998/namespace}lang"

@@ -24,10 +24,12 @@ from ..exports.csv_writers import wide_layout, write_long, write_wide
 from ..exports.model import Filters
 from ..exports.odm import write_odm
 from ..exports.source import records, unknown_values
+from ..exports.stats_files import write_dta, write_sav
 from ..exports.variables import catalog_order
 from ..storage import audit
 from ..storage.db import write as write_transaction
 
+BINARY = ("sav", "dta")
 FORMATS = (
     "csv-wide",
     "csv-long",
@@ -38,6 +40,8 @@ FORMATS = (
     "fhir-questionnaires",
     "redcap-dictionary",
     "redcap-records",
+    "sav",
+    "dta",
 )
 
 
@@ -65,7 +69,7 @@ def latest_time(db) -> str:
     return row[0] or "2000-01-01T00:00:00Z"
 
 
-def _writer(fmt: str, catalog, filters: Filters, delimiter: str, bom: bool):
+def _writer(fmt: str, catalog, filters: Filters, delimiter: str, bom: bool, language: str):
     """Return a function that writes the export to a text stream and returns its row count."""
     study = catalog.study
     chosen = [
@@ -87,6 +91,10 @@ def _writer(fmt: str, catalog, filters: Filters, delimiter: str, bom: bool):
     if fmt == "odm":
         created = latest_time(db)
         return lambda out: write_odm(out, catalog, records(db, catalog, filters), created=created)
+    if fmt in BINARY:
+        layout = wide_layout(study, catalog.questionnaires, filters.questionnaires)
+        writer = write_sav if fmt == "sav" else write_dta
+        return lambda path: writer(path, catalog, records(db, catalog, filters), layout, language)
     if fmt == "fhir":
         return lambda out: _json_out(
             out, fhir.responses_bundle(records(db, catalog, filters), catalog, base_url)
@@ -103,14 +111,21 @@ def _writer(fmt: str, catalog, filters: Filters, delimiter: str, bom: bool):
     )
 
 
-def _write_file(path: Path, write) -> tuple[int, str]:
-    """Write to a temporary file beside path, then rename: never half a file."""
+def _write_file(path: Path, write, *, to_path: bool = False) -> tuple[int, str]:
+    """Write to a temporary file beside path, then rename: never half a file.
+
+    write takes a text stream, or (to_path) the temporary file's path (SPSS, Stata).
+    """
     fd, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
-        with open(fd, "w", encoding="utf-8", newline="") as out:
-            count = write(out)
-            out.flush()
-            os.fsync(out.fileno())
+        if to_path:
+            os.close(fd)
+            count = write(Path(temp))
+        else:
+            with open(fd, "w", encoding="utf-8", newline="") as out:
+                count = write(out)
+                out.flush()
+                os.fsync(out.fileno())
         os.replace(temp, path)
     except BaseException:
         Path(temp).unlink(missing_ok=True)
@@ -147,9 +162,26 @@ def _write_file(path: Path, write) -> tuple[int, str]:
     help="';' for Norwegian Excel.",
 )
 @click.option("--bom/--no-bom", default=False, show_default=True, help="Start with a UTF-8 BOM.")
+@click.option(
+    "--language",
+    type=click.Choice(["nb", "en"]),
+    default="nb",
+    show_default=True,
+    help="Language of variable and value labels (sav, dta).",
+)
 @with_appcontext
 def export_command(
-    fmt, output, timepoint, site, questionnaire, date_from, date_to, include_partial, delimiter, bom
+    fmt,
+    output,
+    timepoint,
+    site,
+    questionnaire,
+    date_from,
+    date_to,
+    include_partial,
+    delimiter,
+    bom,
+    language,
 ):
     """Export scored data or the codebook to FILE.
 
@@ -158,8 +190,10 @@ def export_command(
     ODM 1.3.2 snapshot: metadata and clinical data), fhir (a Bundle of
     QuestionnaireResponses, R4), fhir-questionnaires (a Bundle of Questionnaires),
     redcap-dictionary (with -events.csv and -mappings.csv beside it), redcap-records (an
-    import file, one row per participant and event). Dates are Oslo calendar days; a
-    partial response is dated by its start. Contact details are never exported.
+    import file, one row per participant and event), sav and dta (SPSS and Stata, the wide
+    shape; declined and not applicable as user-missing -7/-8, or .a/.b). Dates are Oslo
+    calendar days; a partial response is dated by its start. Contact details are never
+    exported.
     """
     try:
         catalog = catalog_for(current_app)
@@ -179,13 +213,16 @@ def export_command(
     if problems:
         raise click.ClickException("; ".join(problems))
     try:
-        write = _writer(fmt, catalog, filters, delimiter, bom)
+        write = _writer(fmt, catalog, filters, delimiter, bom, language)
         if output == "-":
             count = write(sys.stdout)
             _record(fmt, filters, "-", count, None)
             click.echo(f"{count} rows", err=True)
             return
-        count, sha = _write_file(Path(output), write)
+        binary = fmt in BINARY
+        if binary and output == "-":
+            raise click.ClickException(f"{fmt} is a binary file: give a file name with -o")
+        count, sha = _write_file(Path(output), write, to_path=binary)
     except ValueError as exc:
         raise click.ClickException(str(exc)) from exc
     except sqlite3.OperationalError as exc:
