@@ -399,3 +399,31 @@ def test_every_format_through_the_command(app, tmp_path):
             assert read(first), fmt
     assert (tmp_path / "a-redcap-dictionary-events.csv").exists()
     assert (tmp_path / "a-redcap-dictionary-mappings.csv").exists()
+
+
+def test_audit_trail_exports_with_the_chain_checked(tmp_path):
+    import json
+    import sqlite3
+
+    from pro_app.cli.export import export_command
+
+    from .factories import enrol, make_app
+
+    app = make_app(tmp_path / "trail.sqlite")
+    app.cli.add_command(export_command)
+    enrol(app, "BTB-0001")
+    trail, _ = export(app, tmp_path, "audit-json", name="trail.json")
+    data = json.loads(trail.read_text(encoding="utf-8"))
+    assert data["verification"]["intact"] is True
+    assert data["verification"]["rows"] == len(data["rows"]) > 1
+    assert data["rows"][0]["action"] == "participant.enrol" and data["rows"][0]["hash"]
+    table, _ = export(app, tmp_path, "audit-csv", name="trail.csv")
+    assert read(table)[0]["prev_hash"] == "0" * 64
+    conn = sqlite3.connect(app.config["DATABASE"])
+    conn.execute("DROP TRIGGER audit_no_update")
+    conn.execute("UPDATE audit SET actor = 'someone else' WHERE id = 1")
+    conn.commit()
+    broken, result = export(app, tmp_path, "audit-json", name="broken.json")
+    verdict = json.loads(broken.read_text(encoding="utf-8"))["verification"]
+    assert verdict["intact"] is False
+    assert verdict["problems"][0].startswith("audit row 1: its content does not match its hash")

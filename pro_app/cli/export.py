@@ -19,6 +19,7 @@ from ..catalog import catalog_for
 from ..database import get_db
 from ..domain.errors import DefinitionError
 from ..exports import fhir, redcap
+from ..exports.audit_files import COLUMNS, write_audit_csv, write_audit_json
 from ..exports.codebook import write_codebook_csv, write_codebook_html
 from ..exports.csv_writers import wide_layout, write_long, write_wide
 from ..exports.model import Filters
@@ -42,6 +43,8 @@ FORMATS = (
     "redcap-records",
     "sav",
     "dta",
+    "audit-csv",
+    "audit-json",
 )
 
 
@@ -58,6 +61,27 @@ def _json_out(out, bundle: dict) -> int:
     """Write a FHIR Bundle as deterministic JSON; return the number of entries."""
     out.write(fhir.dumps(bundle))
     return len(bundle.get("entry", []))
+
+
+def _audit_rows(db):
+    return (
+        dict(zip(COLUMNS, row, strict=True))
+        for row in db.conn.execute(f"SELECT {', '.join(COLUMNS)} FROM audit ORDER BY id")
+    )
+
+
+def _audit_writer(fmt: str, db):
+    """The audit trail, after walking its chain (the result goes into the JSON and the log)."""
+    count, problems = audit.verify(db)
+    verification = {"rows": count, "intact": not problems, "problems": [str(p) for p in problems]}
+    click.echo(
+        f"Audit chain {'intact' if not problems else 'BROKEN'}: {count} rows"
+        + "".join(f"\n  {p}" for p in problems),
+        err=True,
+    )
+    if fmt == "audit-csv":
+        return lambda out: write_audit_csv(out, _audit_rows(db))
+    return lambda out: write_audit_json(out, _audit_rows(db), verification)
 
 
 def latest_time(db) -> str:
@@ -91,6 +115,8 @@ def _writer(fmt: str, catalog, filters: Filters, delimiter: str, bom: bool, lang
     if fmt == "odm":
         created = latest_time(db)
         return lambda out: write_odm(out, catalog, records(db, catalog, filters), created=created)
+    if fmt in ("audit-csv", "audit-json"):
+        return _audit_writer(fmt, db)
     if fmt in BINARY:
         layout = wide_layout(study, catalog.questionnaires, filters.questionnaires)
         writer = write_sav if fmt == "sav" else write_dta
@@ -191,7 +217,8 @@ def export_command(
     QuestionnaireResponses, R4), fhir-questionnaires (a Bundle of Questionnaires),
     redcap-dictionary (with -events.csv and -mappings.csv beside it), redcap-records (an
     import file, one row per participant and event), sav and dta (SPSS and Stata, the wide
-    shape; declined and not applicable as user-missing -7/-8, or .a/.b). Dates are Oslo
+    shape; declined and not applicable as user-missing -7/-8, or .a/.b), audit-csv and
+    audit-json (the audit trail, after checking its hash chain). Dates are Oslo
     calendar days; a partial response is dated by its start. Contact details are never
     exported.
     """
