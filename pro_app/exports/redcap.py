@@ -7,9 +7,9 @@ Pure and streaming (no Flask, no SQL, standard library csv only). Shapes (DESIGN
   which also holds `site` (a dropdown of the study's site ids) and belongs to the first
   event of the schedule.
 - One form per questionnaire. Questionnaires whose fields overlap share one form, named
-  after the first of them in protocol order (BackToBasic: `nrs` and `nrs_weekly` share the
-  form `nrs`); they must then have exactly the same field names, and the shared fields
-  take their labels from the first one.
+  after the first of them in protocol order (in BackToBasic the fortnightly and weekly
+  pain scales share one form); they must then have exactly the same field names, and the
+  shared fields take their labels from the first one.
 - Items: single choice, scale and yes/no are `radio` (the stored codes, Norwegian labels;
   a scale is laid out horizontally), multiple choice `checkbox` (`<item>___<code>` in the
   records), integer `text` with `integer` validation and min/max, date `text` with
