@@ -288,7 +288,7 @@ def test_a_failed_export_leaves_no_file(app, tmp_path, monkeypatch):
         stream.write("half a file")
         raise ValueError("disk trouble")
 
-    monkeypatch.setattr("pro_app.cli.export.write_long", broken)
+    monkeypatch.setattr("pro_app.services.exporting.write_long", broken)
     result = run(app, "--format", "csv-long", "-o", str(target))
     assert result.exit_code == 1 and "disk trouble" in result.output
     assert target.read_text() == "earlier export"

@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
-import hashlib
-import os
 import sqlite3
 import sys
-import tempfile
 from pathlib import Path
 
 import click
@@ -18,34 +14,9 @@ from flask.cli import with_appcontext
 from ..catalog import catalog_for
 from ..database import get_db
 from ..domain.errors import DefinitionError
-from ..exports import fhir, redcap
-from ..exports.audit_files import COLUMNS, write_audit_csv, write_audit_json
-from ..exports.codebook import write_codebook_csv, write_codebook_html
-from ..exports.csv_writers import wide_layout, write_long, write_wide
 from ..exports.model import Filters
-from ..exports.odm import write_odm
-from ..exports.source import records, unknown_values
-from ..exports.stats_files import write_dta, write_sav
-from ..exports.variables import catalog_order
-from ..storage import audit
-from ..storage.db import write as write_transaction
-
-BINARY = ("sav", "dta")
-FORMATS = (
-    "csv-wide",
-    "csv-long",
-    "codebook",
-    "codebook-html",
-    "odm",
-    "fhir",
-    "fhir-questionnaires",
-    "redcap-dictionary",
-    "redcap-records",
-    "sav",
-    "dta",
-    "audit-csv",
-    "audit-json",
-)
+from ..exports.source import unknown_values
+from ..services.exporting import FORMATS, prepare, record, redcap_companions, write_file
 
 
 def _day(value: str | None, option: str) -> dt.date | None:
@@ -55,112 +26,6 @@ def _day(value: str | None, option: str) -> dt.date | None:
         return dt.datetime.strptime(value, "%Y-%m-%d").date()
     except ValueError:
         raise click.ClickException(f"{option} {value!r} is not a date; use YYYY-MM-DD") from None
-
-
-def _json_out(out, bundle: dict) -> int:
-    """Write a FHIR Bundle as deterministic JSON; return the number of entries."""
-    out.write(fhir.dumps(bundle))
-    return len(bundle.get("entry", []))
-
-
-def _audit_rows(db):
-    return (
-        dict(zip(COLUMNS, row, strict=True))
-        for row in db.conn.execute(f"SELECT {', '.join(COLUMNS)} FROM audit ORDER BY id")
-    )
-
-
-def _audit_writer(fmt: str, db):
-    """The audit trail, after walking its chain (the result goes into the JSON and the log)."""
-    count, problems = audit.verify(db)
-    verification = {"rows": count, "intact": not problems, "problems": [str(p) for p in problems]}
-    click.echo(
-        f"Audit chain {'intact' if not problems else 'BROKEN'}: {count} rows"
-        + "".join(f"\n  {p}" for p in problems),
-        err=True,
-    )
-    if fmt == "audit-csv":
-        return lambda out: write_audit_csv(out, _audit_rows(db))
-    return lambda out: write_audit_json(out, _audit_rows(db), verification)
-
-
-def latest_time(db) -> str:
-    """The newest stored response time: stamped into files so the same data gives the same
-    bytes (never the clock)."""
-    row = db.conn.execute(
-        "SELECT MAX(COALESCE(submitted_at, started_at)) FROM responses"
-    ).fetchone()
-    return row[0] or "2000-01-01T00:00:00Z"
-
-
-def _writer(fmt: str, catalog, filters: Filters, delimiter: str, bom: bool, language: str):
-    """Return a function that writes the export to a text stream and returns its row count."""
-    study = catalog.study
-    chosen = [
-        catalog.questionnaires[q]
-        for q in catalog_order(catalog)
-        if not filters.questionnaires or q in filters.questionnaires
-    ]
-    if fmt == "codebook":
-        return lambda out: write_codebook_csv(out, chosen, delimiter=delimiter, bom=bom)
-    if fmt == "codebook-html":
-        title = f"Kodebok – {study.title.nb}"
-        return lambda out: write_codebook_html(out, chosen, title)
-    db = get_db()
-    base_url = current_app.config["BASE_URL"]
-    if fmt == "fhir-questionnaires":
-        return lambda out: _json_out(out, fhir.questionnaires_bundle(catalog, base_url))
-    if fmt == "redcap-dictionary":
-        return lambda out: redcap.write_dictionary(out, catalog)
-    if fmt == "odm":
-        created = latest_time(db)
-        return lambda out: write_odm(out, catalog, records(db, catalog, filters), created=created)
-    if fmt in ("audit-csv", "audit-json"):
-        return _audit_writer(fmt, db)
-    if fmt in BINARY:
-        layout = wide_layout(study, catalog.questionnaires, filters.questionnaires)
-        writer = write_sav if fmt == "sav" else write_dta
-        return lambda path: writer(path, catalog, records(db, catalog, filters), layout, language)
-    if fmt == "fhir":
-        return lambda out: _json_out(
-            out, fhir.responses_bundle(records(db, catalog, filters), catalog, base_url)
-        )
-    if fmt == "redcap-records":
-        return lambda out: redcap.write_records(out, records(db, catalog, filters), catalog)
-    if fmt == "csv-long":
-        return lambda out: write_long(
-            out, records(db, catalog, filters), delimiter=delimiter, bom=bom
-        )
-    layout = wide_layout(study, catalog.questionnaires, filters.questionnaires)
-    return lambda out: write_wide(
-        out, records(db, catalog, filters), layout, delimiter=delimiter, bom=bom
-    )
-
-
-def _write_file(path: Path, write, *, to_path: bool = False) -> tuple[int, str]:
-    """Write to a temporary file beside path, then rename: never half a file.
-
-    write takes a text stream, or (to_path) the temporary file's path (SPSS, Stata).
-    """
-    fd, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        if to_path:
-            os.close(fd)
-            count = write(Path(temp))
-        else:
-            with open(fd, "w", encoding="utf-8", newline="") as out:
-                count = write(out)
-                out.flush()
-                os.fsync(out.fileno())
-        os.replace(temp, path)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
-    digest = hashlib.sha256()
-    with open(path, "rb") as done:
-        for chunk in iter(lambda: done.read(1 << 20), b""):
-            digest.update(chunk)
-    return count, digest.hexdigest()
 
 
 @click.command("export")
@@ -239,65 +104,55 @@ def export_command(
     problems = unknown_values(filters, catalog.study)
     if problems:
         raise click.ClickException("; ".join(problems))
+    db = get_db()
     try:
-        write = _writer(fmt, catalog, filters, delimiter, bom, language)
+        prepared = prepare(
+            fmt,
+            db,
+            catalog,
+            filters,
+            delimiter=delimiter,
+            bom=bom,
+            language=language,
+            base_url=current_app.config["BASE_URL"],
+        )
+        if prepared.note:
+            click.echo(prepared.note, err=True)
         if output == "-":
-            count = write(sys.stdout)
-            _record(fmt, filters, "-", count, None)
+            if prepared.binary:
+                raise click.ClickException(f"{fmt} is a binary file: give a file name with -o")
+            count = prepared.write(sys.stdout)
+            record(
+                db,
+                fmt=fmt,
+                filters=filters,
+                name="-",
+                count=count,
+                sha=None,
+                actor="cli",
+                role="admin",
+            )
             click.echo(f"{count} rows", err=True)
             return
-        binary = fmt in BINARY
-        if binary and output == "-":
-            raise click.ClickException(f"{fmt} is a binary file: give a file name with -o")
-        count, sha = _write_file(Path(output), write, to_path=binary)
+        count, sha = write_file(Path(output), prepared)
     except ValueError as exc:
         raise click.ClickException(str(exc)) from exc
     except sqlite3.OperationalError as exc:
         raise click.ClickException(
             f"cannot read the database ({exc}); run 'flask --app pro_app db upgrade'"
         ) from exc
-    _record(fmt, filters, Path(output).name, count, sha)
+    record(
+        db,
+        fmt=fmt,
+        filters=filters,
+        name=Path(output).name,
+        count=count,
+        sha=sha,
+        actor="cli",
+        role="admin",
+    )
     click.echo(f"Wrote {count} rows to {output}")
     click.echo(f"SHA-256 {sha}")
     if fmt == "redcap-dictionary":
-        _redcap_events(Path(output), catalog)
-
-
-def _redcap_events(dictionary: Path, catalog) -> None:
-    """Beside the data dictionary: the events and the form-event mapping REDCap needs."""
-    study = catalog.study
-    for suffix, write in (
-        ("events", lambda out: redcap.write_events(out, study)),
-        ("mappings", lambda out: redcap.write_mappings(out, study, catalog.questionnaires)),
-    ):
-        path = dictionary.with_name(f"{dictionary.stem}-{suffix}.csv")
-        count, sha = _write_file(path, write)
-        click.echo(f"Wrote {count} {suffix} to {path} (SHA-256 {sha})")
-
-
-def _plain(values: dict) -> dict:
-    """The filter as JSON-ready values (dates as ISO text, tuples as lists)."""
-    return {
-        k: (v.isoformat() if isinstance(v, dt.date) else list(v) if isinstance(v, tuple) else v)
-        for k, v in values.items()
-    }
-
-
-def _record(fmt: str, filters, name: str, count: int, sha: str | None) -> None:
-    """Every export leaves an audit row: format, filter, rows and the file's SHA-256."""
-    db = get_db()
-    with write_transaction(db):
-        audit.record(
-            db,
-            actor="cli",
-            role="admin",
-            action="export",
-            entity="export",
-            entity_id=name,
-            new={
-                "format": fmt,
-                "filter": _plain(dataclasses.asdict(filters)),
-                "rows": count,
-                "sha256": sha,
-            },
-        )
+        for path, rows, digest in redcap_companions(Path(output), catalog):
+            click.echo(f"Wrote {rows} rows to {path} (SHA-256 {digest})")
