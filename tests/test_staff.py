@@ -287,3 +287,30 @@ def test_day0_cannot_change_once_a_later_timepoint_has_answers(app, clients):
         conn.execute("SELECT day0 FROM participants WHERE study_code = 'BTB-0001'").fetchone()[0]
         != "2030-01-17"
     )
+
+
+def test_data_manager_downloads_an_export_from_the_page(app, clients):
+    manager = clients["data_manager"]
+    page = manager.get("/staff/exports")
+    assert page.status_code == 200 and "csv-wide" in page.get_data(as_text=True)
+    reply = manager.post("/staff/exports", data={"format": "codebook", "delimiter": ";"})
+    assert reply.status_code == 200
+    assert reply.headers["Content-Disposition"].startswith("attachment; filename=backtobasic-")
+    body = reply.get_data()
+    reply.close()
+    assert body.startswith(b"\xef\xbb\xbfname;questionnaire;")
+    import hashlib
+
+    assert hashlib.sha256(body).hexdigest() == reply.headers["X-Content-SHA256"]
+    bad = manager.post("/staff/exports", data={"format": "csv-wide", "site": "XYZ"})
+    assert bad.status_code == 400 and "XYZ" in bad.get_data(as_text=True)
+    assert (
+        clients["coordinator"].post("/staff/exports", data={"format": "csv-wide"}).status_code
+        == 403
+    )
+    audit = (
+        sqlite3.connect(app.config["DATABASE"])
+        .execute("SELECT actor, role FROM audit WHERE action = 'export'")
+        .fetchall()
+    )
+    assert audit == [("data_manager@example.org", "data_manager")]
