@@ -17,8 +17,8 @@ from pro_app.exports import fhir
 from pro_app.exports.model import Filters
 from pro_app.exports.source import records
 
-from .factories import enrol, make_app
-from .test_exports import OTHER_TEXT, answer, complete
+from .factories import answer, complete, enrol, make_app
+from .test_exports import OTHER_TEXT
 
 BASE = "https://pro.example.no/"
 DAR = "http://hl7.org/fhir/StructureDefinition/data-absent-reason"

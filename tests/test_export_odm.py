@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import uuid
 from pathlib import Path
 
 import odmlib  # noqa: E402
@@ -12,65 +11,16 @@ from lxml import etree  # noqa: E402 - test dependencies (pyproject [test])
 
 from pro_app.catalog import catalog_for
 from pro_app.database import get_db
-from pro_app.domain.paths import visible_items
 from pro_app.exports.model import Filters
 from pro_app.exports.odm import write_odm
 from pro_app.exports.source import records
-from pro_app.services import assessments, journal, participants
-from pro_app.services.submit import submit
 
-from .factories import enrol, make_app
+from .factories import answer, complete, enrol, make_app
 
 NS = {"odm": "http://www.cdisc.org/ns/odm/v1.3"}
 LANG = "{http://www.w3.org/XML/1998/namespace}lang"
 SUBMITTED = Filters()
 OTHER_TEXT = 'Akupunktur, "nåler"\n\tog massasje; <æøå> & co'
-
-
-def _default(item):
-    if item.type == "multiple_choice":
-        return [item.options[0].code]
-    if item.type == "integer":
-        return item.min
-    if item.type == "text":
-        return "tekst"
-    if item.type == "date":
-        return "2020-01-15"
-    return item.codes()[0]
-
-
-def complete(definition, given: dict) -> dict:
-    """The given answers plus a first-code answer to every other item on the path."""
-    answers = dict(given)
-    while missing := [i for i in visible_items(definition, answers) if i not in answers]:
-        for item_id in missing:
-            answers[item_id] = _default(definition.item(item_id))
-    return answers
-
-
-def answer(app, code, timepoint, questionnaire, *pages, done=True):
-    """Save pages through the journal and (done) submit, as the participant pages do."""
-    with app.app_context():
-        db, catalog = get_db(), catalog_for(app)
-        person = participants.by_code(db, code)
-        row = next(
-            a for a in assessments.for_participant(db, person["id"]) if a["timepoint"] == timepoint
-        )
-        definition = catalog.questionnaires[questionnaire]
-        response = journal.start(db, row["id"], definition, actor="test", entity=timepoint)
-        for number, values in enumerate(pages, 1):
-            journal.save_page(db, response, number, values, save_id=uuid.uuid4().hex, actor="t")
-        if done:
-            submit(
-                db,
-                response=response,
-                definition=definition,
-                assessment=row,
-                participant=person,
-                timepoint_questionnaires=catalog.study.timepoint(timepoint).questionnaires,
-                submission_id=uuid.uuid4().hex,
-                actor="test",
-            )
 
 
 @pytest.fixture(scope="module")

@@ -25,8 +25,7 @@ from pro_app.exports.stats_files import (
 )
 from pro_app.exports.variables import variables_for
 
-from .factories import enrol, make_app
-from .test_exports import answer, complete
+from .factories import answer, complete, enrol, make_app
 
 OTHER_TEXT = "Akupunktur; æøå"
 

@@ -7,71 +7,20 @@ import hashlib
 import io
 import json
 import sqlite3
-import uuid
 from dataclasses import replace
 
 import pytest
 
 from pro_app.catalog import catalog_for
 from pro_app.cli.export import export_command
-from pro_app.database import get_db
-from pro_app.domain.paths import visible_items
 from pro_app.exports.csv_writers import wide_layout, write_wide
 from pro_app.exports.model import NOT_SCORED, ExportRecord, cell
-from pro_app.services import assessments, journal, participants
-from pro_app.services.submit import submit
 from pro_app.storage.contacts import new_key
 
-from .factories import enrol, local_today, make_app
+from .factories import answer, complete, enrol, local_today, make_app
 
 EMAIL, PHONE = "kari.nordmann@example.no", "91234567"
 OTHER_TEXT = 'Akupunktur, "nåler"\nog massasje; æøå'
-
-
-def _default(item):
-    if item.type == "multiple_choice":
-        return [item.options[0].code]
-    if item.type == "integer":
-        return item.min
-    if item.type == "text":
-        return "tekst"
-    if item.type == "date":
-        return "2020-01-15"
-    return item.codes()[0]
-
-
-def complete(definition, given: dict) -> dict:
-    """The given answers plus a first-code answer to every other item on the path."""
-    answers = dict(given)
-    while missing := [i for i in visible_items(definition, answers) if i not in answers]:
-        for item_id in missing:
-            answers[item_id] = _default(definition.item(item_id))
-    return answers
-
-
-def answer(app, code, timepoint, questionnaire, *pages, done=True):
-    """Save pages of answers through the journal, then (done) submit; like the web pages."""
-    with app.app_context():
-        db, catalog = get_db(), catalog_for(app)
-        person = participants.by_code(db, code)
-        row = next(
-            a for a in assessments.for_participant(db, person["id"]) if a["timepoint"] == timepoint
-        )
-        definition = catalog.questionnaires[questionnaire]
-        response = journal.start(db, row["id"], definition, actor="test", entity=timepoint)
-        for number, values in enumerate(pages, 1):
-            journal.save_page(db, response, number, values, save_id=uuid.uuid4().hex, actor="t")
-        if done:
-            submit(
-                db,
-                response=response,
-                definition=definition,
-                assessment=row,
-                participant=person,
-                timepoint_questionnaires=catalog.study.timepoint(timepoint).questionnaires,
-                submission_id=uuid.uuid4().hex,
-                actor="test",
-            )
 
 
 @pytest.fixture(scope="module")
