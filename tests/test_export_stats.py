@@ -16,13 +16,9 @@ from pro_app.database import get_db
 from pro_app.exports.csv_writers import wide_layout, write_wide
 from pro_app.exports.model import Filters
 from pro_app.exports.source import records as read_records
-from pro_app.exports.stats_files import (
-    _cut_bytes,
-    _cut_chars,
-    name_problems,
-    write_dta,
-    write_sav,
-)
+from pro_app.exports.stats_files import name_problems, write_dta, write_sav
+from pro_app.exports.stats_labels import cut_bytes as _cut_bytes
+from pro_app.exports.stats_labels import cut_chars as _cut_chars
 from pro_app.exports.variables import variables_for
 
 from .factories import answer, complete, enrol, make_app

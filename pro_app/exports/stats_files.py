@@ -51,10 +51,17 @@ from dataclasses import dataclass
 from ..domain.answers import DECLINED, NOT_APPLICABLE
 from .csv_writers import RESPONSE_META, WIDE_META, WideLayout
 from .model import LIST_SEPARATOR, ExportRecord
-from .variables import DECLINED_LABEL, Variable, value_of
+from .stats_labels import (
+    LANGUAGES,
+    code_labels,
+    cut_bytes,
+    cut_chars,
+    missing_label,
+    variable_label,
+)
+from .stats_stamps import file_stamp, set_dta_stamp, set_sav_stamp
+from .variables import Variable, value_of
 
-LANGUAGES = ("nb", "en")
-NOT_APPLICABLE_LABEL = ("Ikke aktuelt", "Not applicable")
 SPSS_MISSING = {DECLINED: -7.0, NOT_APPLICABLE: -8.0}
 STATA_MISSING = {DECLINED: "a", NOT_APPLICABLE: "b"}
 SPSS_NAME_BYTES = 64
@@ -62,7 +69,6 @@ STATA_NAME_CHARS = 32
 SPSS_LABEL_BYTES = 255
 SPSS_VALUE_LABEL_BYTES = 120
 STATA_LABEL_CHARS = 80
-ELLIPSIS = "…"
 STRING_TYPES = ("text", "date", "category")
 META_LABELS = {
     "study_code": ("Studiekode", "Study code"),
@@ -81,8 +87,6 @@ RESPONSE_LABELS = {
 DATE_META = ("target_day", "first_day", "last_day", "actual_date")
 SPSS_EPOCH = dt.date(1582, 10, 14)  # SPSS dates: seconds since this day
 STATA_EPOCH = dt.date(1960, 1, 1)  # Stata %td: days since this day
-FALLBACK_STAMP = dt.datetime(1970, 1, 1)  # no response in the file: a fixed stamp
-MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 SPSS_RESERVED = {"ALL", "AND", "BY", "EQ", "GE", "GT", "LE", "LT", "NE", "NOT", "OR", "TO", "WITH"}
 STATA_RESERVED = {
     "_all", "_b", "byte", "_coef", "_cons", "double", "float", "if", "in", "int", "long",
@@ -273,42 +277,6 @@ class _Store:
         return [word for word in SPSS_MISSING if word in allowed]
 
 
-def _cut_chars(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[: limit - 1] + ELLIPSIS
-
-
-def _cut_bytes(text: str, limit: int) -> str:
-    if len(text.encode()) <= limit:
-        return text
-    room = limit - len(ELLIPSIS.encode())
-    return text.encode()[:room].decode(errors="ignore") + ELLIPSIS
-
-
-def _label(column: Column, language: str) -> str:
-    return column.label_nb if language == "nb" else column.label_en
-
-
-def _missing_label(word: str, language: str) -> str:
-    pair = DECLINED_LABEL if word == DECLINED else NOT_APPLICABLE_LABEL
-    return pair[LANGUAGES.index(language)]
-
-
-def _code_labels(column: Column, language: str, numeric: bool) -> dict:
-    labels = {}
-    for code, nb, en in column.codes:
-        text = nb if language == "nb" else en
-        if not text:
-            continue  # a scale's unlabelled middle codes
-        if not numeric:
-            labels[code] = text
-            continue
-        try:
-            labels[float(code)] = text
-        except ValueError:
-            continue
-    return labels
-
-
 def _frame(store: _Store, stata: bool):
     """The DataFrame, column by column; Stata's columns with .a/.b hold objects."""
     import numpy as np
@@ -345,14 +313,7 @@ def _collect(catalog, records, layout, language, spss: bool):
     for row in _wide_rows(records, layout, latest):
         store.add(row)
         count += 1
-    return store, count, _stamp(latest[0], catalog.study.zone)
-
-
-def _stamp(moment: str | None, zone) -> dt.datetime:
-    if moment is None:
-        return FALLBACK_STAMP
-    utc = dt.datetime.fromisoformat(moment.replace("Z", "+00:00"))
-    return utc.astimezone(zone).replace(tzinfo=None)
+    return store, count, file_stamp(latest[0], catalog.study.zone)
 
 
 def write_sav(path, catalog, records: Iterable[ExportRecord], layout: WideLayout, language="nb"):
@@ -362,20 +323,20 @@ def write_sav(path, catalog, records: Iterable[ExportRecord], layout: WideLayout
     store, count, stamp = _collect(catalog, records, layout, language, spss=True)
     labels, value_labels, missing, formats = {}, {}, {}, {}
     for n, column in enumerate(store.columns):
-        labels[column.name] = _cut_bytes(_label(column, language), SPSS_LABEL_BYTES)
+        labels[column.name] = cut_bytes(variable_label(column, language), SPSS_LABEL_BYTES)
         words = store.missing_of(n)
         numeric = column.kind == "number"
         if column.kind == "date":
             formats[column.name] = "DATE11"
             continue
-        codes = _code_labels(column, language, numeric)
+        codes = code_labels(column, language, numeric)
         for word in words:
             key = SPSS_MISSING[word] if numeric else f"{SPSS_MISSING[word]:.0f}"
-            codes[key] = _missing_label(word, language)
+            codes[key] = missing_label(word, language)
             missing.setdefault(column.name, []).append(key)
         if codes:
             value_labels[column.name] = {
-                k: _cut_bytes(v, SPSS_VALUE_LABEL_BYTES) for k, v in codes.items()
+                k: cut_bytes(v, SPSS_VALUE_LABEL_BYTES) for k, v in codes.items()
             }
         if numeric and (column.codes or words or column.item):
             formats[column.name] = "F8.0"
@@ -389,7 +350,7 @@ def write_sav(path, catalog, records: Iterable[ExportRecord], layout: WideLayout
         variable_format=formats,
     )
     del frame
-    _set_sav_stamp(path, stamp)
+    set_sav_stamp(path, stamp)
     return count
 
 
@@ -400,16 +361,16 @@ def write_dta(path, catalog, records: Iterable[ExportRecord], layout: WideLayout
     store, count, stamp = _collect(catalog, records, layout, language, spss=False)
     labels, value_labels, missing, formats = {}, {}, {}, {}
     for n, column in enumerate(store.columns):
-        labels[column.name] = _cut_chars(_label(column, language), STATA_LABEL_CHARS)
+        labels[column.name] = cut_chars(variable_label(column, language), STATA_LABEL_CHARS)
         if column.kind == "date":
             formats[column.name] = "%td"
         if column.kind != "number":
             continue  # Stata labels integers only
         codes = {
-            int(k): v for k, v in _code_labels(column, language, True).items() if k.is_integer()
+            int(k): v for k, v in code_labels(column, language, True).items() if k.is_integer()
         }
         for word in store.missing_of(n):
-            codes[STATA_MISSING[word]] = _missing_label(word, language)
+            codes[STATA_MISSING[word]] = missing_label(word, language)
             missing.setdefault(column.name, []).append(STATA_MISSING[word])
         if codes:
             value_labels[column.name] = codes
@@ -423,39 +384,5 @@ def write_dta(path, catalog, records: Iterable[ExportRecord], layout: WideLayout
         variable_format=formats,
     )
     del frame
-    _set_dta_stamp(path, stamp)
+    set_dta_stamp(path, stamp)
     return count
-
-
-SAV_STAMP_AT = 92  # after $FL2, product name, layout, case size, compression, weight, N, bias
-SAV_STAMP = re.compile(rb"\d\d [A-Z][a-z]{2} \d\d\d\d:\d\d:\d\d")
-DTA_STAMP = re.compile(rb"<timestamp>\x11\d\d [A-Z][a-z]{2} \d{4} \d\d:\d\d</timestamp>")
-
-
-def _set_sav_stamp(path, stamp: dt.datetime) -> None:
-    """Overwrite the header's creation date (dd Mon yy) and time (hh:mm:ss)."""
-    text = (
-        f"{stamp.day:02d} {MONTHS[stamp.month - 1]} {stamp.year % 100:02d}"
-        f"{stamp.hour:02d}:{stamp.minute:02d}:{stamp.second:02d}"
-    ).encode("ascii")
-    with open(path, "r+b") as handle:
-        head = handle.read(SAV_STAMP_AT + len(text))
-        if not head.startswith(b"$FL2") or not SAV_STAMP.fullmatch(head[SAV_STAMP_AT:]):
-            raise ValueError("unexpected .sav header: cannot set its creation time")
-        handle.seek(SAV_STAMP_AT)
-        handle.write(text)
-
-
-def _set_dta_stamp(path, stamp: dt.datetime) -> None:
-    """Overwrite the header's <timestamp> (dd Mon yyyy hh:mm)."""
-    text = (
-        f"{stamp.day:02d} {MONTHS[stamp.month - 1]} {stamp.year:04d} "
-        f"{stamp.hour:02d}:{stamp.minute:02d}"
-    ).encode("ascii")
-    with open(path, "r+b") as handle:
-        head = handle.read(2048)  # the header, with a file label of at most 320 bytes
-        found = DTA_STAMP.search(head)
-        if not head.startswith(b"<stata_dta><header>") or found is None:
-            raise ValueError("unexpected .dta header: cannot set its time stamp")
-        handle.seek(found.start() + len(b"<timestamp>\x11"))
-        handle.write(text)

@@ -1,0 +1,24 @@
+"""FHIR R4 JSON: Questionnaires from the definitions, QuestionnaireResponses from records."""
+
+from .questionnaires import (
+    conditions_not_expressed,
+    dumps,
+    enable_when,
+    fhir_id,
+    questionnaire,
+    questionnaire_url,
+    questionnaires_bundle,
+)
+from .responses import questionnaire_response, responses_bundle
+
+__all__ = [
+    "conditions_not_expressed",
+    "dumps",
+    "enable_when",
+    "fhir_id",
+    "questionnaire",
+    "questionnaire_response",
+    "questionnaire_url",
+    "questionnaires_bundle",
+    "responses_bundle",
+]
