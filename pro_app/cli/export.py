@@ -60,6 +60,11 @@ def _day(value: str | None, option: str) -> dt.date | None:
     show_default=True,
     help="Language of variable and value labels (sav, dta).",
 )
+@click.option(
+    "--excel-safe",
+    is_flag=True,
+    help="CSV: start cells that look like a formula (=, +, -, @) with a quote, for Excel.",
+)
 @with_appcontext
 def export_command(
     fmt,
@@ -73,6 +78,7 @@ def export_command(
     delimiter,
     bom,
     language,
+    excel_safe,
 ):
     """Export scored data or the codebook to FILE.
 
@@ -115,6 +121,7 @@ def export_command(
             bom=bom,
             language=language,
             base_url=current_app.config["BASE_URL"],
+            excel_safe=excel_safe,
         )
         if prepared.note:
             click.echo(prepared.note, err=True)

@@ -50,20 +50,55 @@ LONG_HEADER = (
 )
 
 
-def csv_writer(stream: TextIO, delimiter: str = ",", bom: bool = False):
-    """A csv writer on stream (CRLF line ends, minimal quoting), after the BOM if asked."""
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def excel_safe_cell(value):
+    """Return text that a spreadsheet would run as a formula with a leading quote.
+
+    Numbers (such as -1.5) are left as they are: they are data, not formulas.
+    """
+    if not isinstance(value, str) or not value.startswith(FORMULA_START):
+        return value
+    try:
+        float(value)
+    except ValueError:
+        return "'" + value
+    return value
+
+
+class _ExcelSafeWriter:
+    def __init__(self, writer):
+        self._writer = writer
+
+    def writerow(self, row):
+        return self._writer.writerow([excel_safe_cell(v) for v in row])
+
+
+def csv_writer(stream: TextIO, delimiter: str = ",", bom: bool = False, excel_safe: bool = False):
+    """A csv writer on stream (CRLF line ends, minimal quoting), after the BOM if asked.
+
+    excel_safe: cells that start like a formula get a leading quote (OWASP's advice for
+    CSV injection); the file then differs from the stored text, so it is an option.
+    """
     if delimiter not in DELIMITERS:
         raise ValueError(f"delimiter must be one of {DELIMITERS}, not {delimiter!r}")
     if bom:
         stream.write(BOM)
-    return csv.writer(stream, delimiter=delimiter, lineterminator="\r\n")
+    writer = csv.writer(stream, delimiter=delimiter, lineterminator="\r\n")
+    return _ExcelSafeWriter(writer) if excel_safe else writer
 
 
 def write_long(
-    stream: TextIO, records: Iterable[ExportRecord], *, delimiter: str = ",", bom: bool = False
+    stream: TextIO,
+    records: Iterable[ExportRecord],
+    *,
+    delimiter: str = ",",
+    bom: bool = False,
+    excel_safe: bool = False,
 ) -> int:
     """Write one row per item and per score of each record; return the number of rows."""
-    writer = csv_writer(stream, delimiter, bom)
+    writer = csv_writer(stream, delimiter, bom, excel_safe)
     writer.writerow(LONG_HEADER)
     count = 0
     for r in records:
@@ -153,10 +188,11 @@ def write_wide(
     *,
     delimiter: str = ",",
     bom: bool = False,
+    excel_safe: bool = False,
 ) -> int:
     """Write one row per participant × timepoint (actual_date = its first submission day);
     a questionnaire without a response leaves its cells empty. Return the number of rows."""
-    writer = csv_writer(stream, delimiter, bom)
+    writer = csv_writer(stream, delimiter, bom, excel_safe)
     writer.writerow(layout.header)
     count = 0
     key = row = None

@@ -124,3 +124,12 @@ def records(db, catalog, filters: Filters) -> Iterator[ExportRecord]:
     finally:
         if own_snapshot and db.conn.in_transaction:
             db.conn.execute("COMMIT")
+
+
+def count_records(db, catalog, filters: Filters) -> int:
+    """Return how many records records() would yield for filters."""
+    sql, params = _query(filters, catalog.study)
+    inner = sql.split("ORDER BY")[0]
+    return db.conn.execute(
+        f"SELECT COUNT(*) FROM ({inner})", params[: inner.count("?")]
+    ).fetchone()[0]

@@ -16,7 +16,7 @@ from ..exports.codebook import write_codebook_csv, write_codebook_html
 from ..exports.csv_writers import wide_layout, write_long, write_wide
 from ..exports.model import Filters
 from ..exports.odm import write_odm
-from ..exports.source import records
+from ..exports.source import count_records, records
 from ..exports.stats_files import write_dta, write_sav
 from ..exports.variables import catalog_order
 from ..storage import audit
@@ -73,6 +73,18 @@ def latest_time(db) -> str:
     return row[0] or "2000-01-01T00:00:00Z"
 
 
+def counted(found, progress):
+    """Pass records through, telling progress how many have gone by."""
+    for number, item in enumerate(found, 1):
+        progress(number)
+        yield item
+
+
+def total_records(db, catalog, filters: Filters) -> int:
+    """How many records an export over filters will read (for a progress bar)."""
+    return count_records(db, catalog, filters)
+
+
 def _json_out(out, bundle: dict) -> int:
     out.write(fhir.dumps(bundle))
     return len(bundle.get("entry", []))
@@ -95,10 +107,20 @@ def prepare(
     bom: bool = False,
     language: str = "nb",
     base_url: str = "",
+    excel_safe: bool = False,
+    progress=None,
 ) -> Prepared:
-    """Return the writer of one format over the filtered data (nothing is read yet)."""
+    """Return the writer of one format over the filtered data (nothing is read yet).
+
+    progress, if given, is called with the number of records read so far (every record).
+    excel_safe makes CSV cells that a spreadsheet would run as a formula start with a quote.
+    """
     study = catalog.study
-    data = lambda: records(db, catalog, filters)  # noqa: E731 - read when writing, not now
+
+    def data():  # read when writing, not now
+        found = records(db, catalog, filters)
+        return found if progress is None else counted(found, progress)
+
     chosen = [
         catalog.questionnaires[q]
         for q in catalog_order(catalog)
@@ -129,8 +151,12 @@ def prepare(
         "odm": lambda out: write_odm(out, catalog, data(), created=latest_time(db)),
         "fhir": lambda out: _json_out(out, fhir.responses_bundle(data(), catalog, base_url)),
         "redcap-records": lambda out: redcap.write_records(out, data(), catalog),
-        "csv-long": lambda out: write_long(out, data(), delimiter=delimiter, bom=bom),
-        "csv-wide": lambda out: write_wide(out, data(), layout(), delimiter=delimiter, bom=bom),
+        "csv-long": lambda out: write_long(
+            out, data(), delimiter=delimiter, bom=bom, excel_safe=excel_safe
+        ),
+        "csv-wide": lambda out: write_wide(
+            out, data(), layout(), delimiter=delimiter, bom=bom, excel_safe=excel_safe
+        ),
     }
     return Prepared(writers[fmt], False)
 

@@ -271,3 +271,73 @@ CREATE TABLE alert_acks (
 def alert_acks(db) -> None:
     """Acknowledgements of safety alerts."""
     db.executescript(ALERT_ACKS + _guard("alert_acks"))
+
+
+API_TOKENS = """
+-- API tokens: made by an admin for a role (and sites, for site roles); shown once, only the
+-- SHA-256 of the token kept; revoked, never deleted; last use recorded.
+CREATE TABLE api_tokens (
+    id INTEGER PRIMARY KEY,
+    name TEXT NOT NULL,
+    role TEXT NOT NULL CHECK (role IN ('admin', 'coordinator', 'investigator', 'data_manager')),
+    sites TEXT NOT NULL DEFAULT '[]',
+    token_hash TEXT NOT NULL UNIQUE,
+    prefix TEXT NOT NULL,
+    created_by TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    expires_at TEXT,
+    revoked_at TEXT,
+    revoked_by TEXT,
+    last_used_at TEXT
+) STRICT;
+CREATE TRIGGER api_tokens_no_delete BEFORE DELETE ON api_tokens
+BEGIN SELECT RAISE(ABORT, 'api_tokens cannot be deleted: revoke them'); END;
+"""
+
+
+@migrations(name="0005_api_tokens")
+def api_tokens(db) -> None:
+    """Tokens for the JSON API."""
+    db.executescript(API_TOKENS)
+
+
+SYNC = """
+-- Where each outbox message stands at each sync target. The worker adds the rows; a lease
+-- (owner, until) keeps two workers from sending the same message at the same time.
+CREATE TABLE sync_deliveries (
+    message_id TEXT NOT NULL REFERENCES outbox(message_id),
+    target TEXT NOT NULL,
+    status TEXT NOT NULL CHECK (status IN ('pending', 'sent', 'dead')),
+    attempts INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at TEXT NOT NULL,
+    lease_owner TEXT,
+    lease_until TEXT,
+    last_error TEXT,
+    acknowledged_at TEXT,
+    ack TEXT,
+    payload_sha256 TEXT,
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL,
+    PRIMARY KEY (message_id, target)
+) STRICT;
+CREATE INDEX sync_deliveries_due ON sync_deliveries(target, status, next_attempt_at);
+
+-- Every attempt, kept: what happened and how long it took.
+CREATE TABLE sync_attempts (
+    id INTEGER PRIMARY KEY,
+    message_id TEXT NOT NULL,
+    target TEXT NOT NULL,
+    worker TEXT NOT NULL,
+    started_at TEXT NOT NULL,
+    finished_at TEXT NOT NULL,
+    outcome TEXT NOT NULL CHECK (outcome IN ('sent', 'retry', 'dead', 'refused')),
+    detail TEXT
+) STRICT;
+CREATE INDEX sync_attempts_message ON sync_attempts(message_id, target, id);
+"""
+
+
+@migrations(name="0006_sync")
+def sync(db) -> None:
+    """Delivery state of outbox messages per sync target, and every attempt."""
+    db.executescript(SYNC + _guard("sync_attempts"))
