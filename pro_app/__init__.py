@@ -26,7 +26,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     if not database.is_absolute():
         app.config["DATABASE"] = str(Path(app.instance_path).parent / database)
 
-    from . import database, errors, i18n, logs, participant, pwa, security, staff, views
+    from . import api, database, errors, i18n, logs, participant, pwa, security, staff, views
     from .cli import register_commands
 
     database.init_app(app)
@@ -38,6 +38,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.register_blueprint(participant.bp)
     app.register_blueprint(pwa.bp)
     app.register_blueprint(staff.bp)
+    app.register_blueprint(api.bp)
     register_commands(app)
     _asset_urls(app)
     return app

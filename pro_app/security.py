@@ -4,10 +4,14 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
-from flask import Flask, Response, abort, render_template, request
+from flask import Blueprint, Flask, Response, abort, render_template, request
 from flask_wtf.csrf import CSRFError, CSRFProtect
 
 csrf = CSRFProtect()
+# The JSON API (pro_app/api) authenticates every request by a bearer token and reads no
+# cookie, so a forged cross-site request carries no credentials: no CSRF token, no Origin
+# check. Its answers hold personal data: never cached.
+API_PREFIX = "/api/"
 
 CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
@@ -21,8 +25,8 @@ def add_headers(response: Response) -> Response:
     response.headers["X-Content-Type-Options"] = "nosniff"
     response.headers["Referrer-Policy"] = "no-referrer"
     response.headers["X-Frame-Options"] = "DENY"
-    if response.mimetype == "text/html":
-        # Pages may show answers: never store them in a cache.
+    if response.mimetype == "text/html" or request.path.startswith(API_PREFIX):
+        # Pages and API answers may show answers: never store them in a cache.
         response.headers["Cache-Control"] = "no-store"
     if request.is_secure:
         response.headers["Strict-Transport-Security"] = "max-age=31536000; includeSubDomains"
@@ -31,13 +35,18 @@ def add_headers(response: Response) -> Response:
 
 def check_origin() -> None:
     """Refuse a state-changing request whose Origin is another site (CSRF, second line)."""
-    if request.method in ("GET", "HEAD", "OPTIONS"):
+    if request.method in ("GET", "HEAD", "OPTIONS") or request.path.startswith(API_PREFIX):
         return
     origin = request.headers.get("Origin")
     if not origin or origin == "null":
         return
     if urlsplit(origin).netloc != request.host:
         abort(403)
+
+
+def exempt_api(bp: Blueprint) -> None:
+    """Let the token-authenticated API blueprint through the CSRF check (see API_PREFIX)."""
+    csrf.exempt(bp)
 
 
 def _csrf_failed(error: CSRFError):

@@ -48,6 +48,12 @@ SETTINGS = (
         "Require a TOTP code at staff sign-in (default: on, except in the demo).",
     ),
     Setting(
+        "SYNC_TARGETS",
+        "",
+        "JSON list of sync targets (REDCap, FHIR, webhook) that receive every submitted "
+        "response; see the README, 'Sync'.",
+    ),
+    Setting(
         "CONTACT_KEY",
         "",
         "Fernet key that encrypts contact details (make one with "

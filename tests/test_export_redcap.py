@@ -108,9 +108,10 @@ def test_events_and_mappings_cover_the_study(catalog):
     pairs = {(r["unique_event_name"], r["form"]) for r in rows}
     assert len(pairs) == len(rows) and {r["arm_num"] for r in rows} == {"1"}
     form_of = redcap.forms(catalog)
-    expected = {("screening_arm_1", "participant")}
+    expected = {("screening_arm_1", "participant"), ("screening_arm_1", "derived")}
     for t in study.timepoints:
         expected |= {(f"{t.id}_arm_1", form_of[q]) for q in t.questionnaires}
+        expected.add((f"{t.id}_arm_1", "assessment"))  # the receipt code, on every event
     assert pairs == expected
     assert ("week1_arm_1", "nrs") in pairs and not any(f == "nrs_weekly" for _, f in pairs)
     forms = {f["Form Name"] for f in parse(written(redcap.write_dictionary, catalog))}

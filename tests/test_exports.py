@@ -107,8 +107,14 @@ def test_long_has_every_answer_and_score_as_stored(app, tmp_path):
         assert exported[key]["value"] == cell(value)
         assert exported[key]["reason"] == (reason or "")
     assert exported[(*one, "odi", "odi")]["value"] == repr(15 * 100 / 45)  # odi8 n/a: 9 items
-    assert {r["status"] for r in rows} == {"submitted"}  # partial only on request
-    assert all(r["submitted_at"].endswith("Z") and r["actual_date"] for r in rows)
+    responses = [r for r in rows if r["kind"] != "derived"]
+    assert {r["status"] for r in responses} == {"submitted"}  # partial only on request
+    assert all(r["submitted_at"].endswith("Z") and r["actual_date"] for r in responses)
+    derived = [r for r in rows if r["kind"] == "derived"]
+    assert {(r["study_code"], r["timepoint"], r["item"]) for r in derived} == {
+        ("BTB-0001", "screening", "eligible_pro"),
+        ("BTB-0002", "screening", "eligible_pro"),
+    }
 
 
 def test_partial_responses_are_marked(app, tmp_path):
@@ -197,7 +203,11 @@ def test_standard_output(app):
 def test_filters(app, tmp_path):
     def keys(*args):
         rows = read(export(app, tmp_path, "csv-long", *args, name="f.csv")[0])
-        return {(r["study_code"], r["timepoint"], r["questionnaire"]) for r in rows}
+        return {
+            (r["study_code"], r["timepoint"], r["questionnaire"])
+            for r in rows
+            if r["kind"] != "derived"
+        }
 
     every = keys()
     assert keys("--timepoint", "baseline") == {k for k in every if k[1] == "baseline"}
@@ -245,7 +255,8 @@ def test_a_failed_export_leaves_no_file(app, tmp_path, monkeypatch):
 
 
 def test_codebook_lists_every_variable_in_both_languages(app, tmp_path):
-    rows = read(export(app, tmp_path, "codebook")[0])
+    # The receipt code and derived values (no questionnaire): tests/test_export_derived.py.
+    rows = [r for r in read(export(app, tmp_path, "codebook")[0]) if r["questionnaire"]]
     html = export(app, tmp_path, "codebook-html")[0].read_text(encoding="utf-8")
     with app.app_context():
         definitions = catalog_for(app).questionnaires

@@ -162,7 +162,7 @@ def clients(app):
 
 def _requests(app):
     """Every staff route, with example arguments, as (method, path, endpoint)."""
-    examples = {"code": "BTB-0001", "timepoint": "screening", "alert_id": "1"}
+    examples = {"code": "BTB-0001", "timepoint": "screening", "alert_id": "1", "job_id": "x"}
     found = []
     for rule in app.url_map.iter_rules():
         if not rule.endpoint.startswith("staff.") or rule.endpoint in AUTH_ENDPOINTS:
@@ -290,10 +290,16 @@ def test_day0_cannot_change_once_a_later_timepoint_has_answers(app, clients):
 
 
 def test_data_manager_downloads_an_export_from_the_page(app, clients):
+    from .test_export_jobs import finished
+
     manager = clients["data_manager"]
     page = manager.get("/staff/exports")
     assert page.status_code == 200 and "csv-wide" in page.get_data(as_text=True)
-    reply = manager.post("/staff/exports", data={"format": "codebook", "delimiter": ";"})
+    started = manager.post("/staff/exports", data={"format": "codebook", "delimiter": ";"})
+    assert started.status_code == 303 and started.headers["Location"].startswith("/staff/exports/")
+    job_page = finished(manager, started.headers["Location"])
+    download = re.search(r'href="(/staff/exports/[^"]+/download)"', job_page).group(1)
+    reply = manager.get(download)
     assert reply.status_code == 200
     assert reply.headers["Content-Disposition"].startswith("attachment; filename=backtobasic-")
     body = reply.get_data()
@@ -310,7 +316,10 @@ def test_data_manager_downloads_an_export_from_the_page(app, clients):
     )
     audit = (
         sqlite3.connect(app.config["DATABASE"])
-        .execute("SELECT actor, role FROM audit WHERE action = 'export'")
+        .execute("SELECT actor, role, action FROM audit WHERE entity = 'export' ORDER BY id")
         .fetchall()
     )
-    assert audit == [("data_manager@example.org", "data_manager")]
+    assert audit == [
+        ("data_manager@example.org", "data_manager", "export"),
+        ("data_manager@example.org", "data_manager", "export.download"),
+    ]

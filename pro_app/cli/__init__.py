@@ -7,6 +7,7 @@ from flask import Flask
 
 def register_commands(app: Flask) -> None:
     """Add every command group to the app's CLI."""
+    from .api import api_token_group
     from .data import audit_group, contacts_group, db_group, invite, participants_group
     from .demo import demo
     from .export import export_command
@@ -15,6 +16,7 @@ def register_commands(app: Flask) -> None:
     from .schedule import schedule
     from .score import score
     from .staff import staff_group
+    from .sync import sync_group
 
     app.cli.add_command(questionnaires)
     app.cli.add_command(score)
@@ -29,6 +31,8 @@ def register_commands(app: Flask) -> None:
         staff_group,
         reminders_group,
         export_command,
+        api_token_group,
+        sync_group,
     )
     for command in commands:
         app.cli.add_command(command)

@@ -1,6 +1,9 @@
 """The codebook: every export variable with labels, type, unit, codes and rule; CSV and HTML.
 
 Pure: no Flask, no SQL. The HTML page is built with html.escape (no template, no script).
+Given the study, the codebook starts with the values of each participant × timepoint that
+belong to no questionnaire (as in the wide file): the receipt code and the study's derived
+values with their reason columns (questionnaire empty; definition_hash the study's hash).
 """
 
 from __future__ import annotations
@@ -11,7 +14,7 @@ from typing import TextIO
 
 from ..domain.model import Questionnaire
 from .csv_writers import csv_writer
-from .variables import Variable, variables_for
+from .variables import Variable, assessment_variables, variables_for
 
 HEADER = (
     "name",
@@ -59,17 +62,32 @@ def row(variable: Variable) -> tuple[str, ...]:
     )
 
 
+def _assessment_part(study, definitions: list) -> tuple[Variable, ...]:
+    """The study-level variables, for the derived values that read one of the definitions."""
+    if study is None:
+        return ()
+    return assessment_variables(study, [d.id for d in definitions])
+
+
 def write_codebook_csv(
     stream: TextIO,
     definitions: Iterable[Questionnaire],
     *,
     delimiter: str = ",",
     bom: bool = False,
+    study=None,
 ) -> int:
-    """Write one row per variable of each definition (in the order given); return the count."""
+    """Write one row per variable of each definition (in the order given); return the count.
+
+    study: also list the receipt code and the derived values (first, as in the wide file).
+    """
     writer = csv_writer(stream, delimiter, bom)
     writer.writerow(HEADER)
+    definitions = list(definitions)
     count = 0
+    for variable in _assessment_part(study, definitions):
+        writer.writerow(row(variable))
+        count += 1
     for definition in definitions:
         for variable in variables_for(definition):
             writer.writerow(row(variable))
@@ -115,22 +133,47 @@ def _variable_html(v: Variable) -> str:
     return "<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>\n"
 
 
-def write_codebook_html(stream: TextIO, definitions: Iterable[Questionnaire], title: str) -> int:
-    """Write a readable page, one table per questionnaire; return the number of variables."""
+def _table_head() -> str:
+    return (
+        "<table>\n<thead><tr>"
+        + "".join(f'<th scope="col">{escape(c)}</th>' for c in COLUMNS)
+        + "</tr></thead>\n<tbody>\n"
+    )
+
+
+def write_codebook_html(
+    stream: TextIO, definitions: Iterable[Questionnaire], title: str, *, study=None
+) -> int:
+    """Write a readable page, one table per questionnaire; return the number of variables.
+
+    study: first a table of the receipt code and the derived values of each timepoint.
+    """
     stream.write(
         '<!DOCTYPE html>\n<html lang="nb">\n<head>\n<meta charset="utf-8">\n'
         f"<title>{escape(title)}</title>\n<style>{STYLE}</style>\n</head>\n<body>\n"
         f"<h1>{escape(title)}</h1>\n"
     )
+    definitions = list(definitions)
     count = 0
+    part = _assessment_part(study, definitions)
+    if part:
+        stream.write(
+            '<section id="study-values">\n<h2>Tidspunktet og avledede verdier</h2>\n'
+            "<p>Kvitteringskoden og studiens avledede verdier, beregnet ved eksport fra de "
+            f"lagrede skårene; protokollens innholds-hash <code>{escape(study.content_hash)}"
+            "</code>. <span lang='en'>The receipt code and the study's derived values, "
+            "computed at export from the stored scores.</span></p>\n" + _table_head()
+        )
+        for variable in part:
+            stream.write(_variable_html(variable))
+            count += 1
+        stream.write("</tbody>\n</table>\n</section>\n")
     for d in definitions:
         stream.write(
             f'<section id="{escape(d.id)}">\n<h2>{escape(d.title.nb)} '
             f"(<code>{escape(d.id)}</code>)</h2>\n"
             f"<p>Versjon {escape(d.version)}, innholds-hash <code>{escape(d.content_hash)}"
-            f"</code>. <span lang='en'>{escape(d.title.en)}</span></p>\n<table>\n<thead><tr>"
-            + "".join(f'<th scope="col">{escape(c)}</th>' for c in COLUMNS)
-            + "</tr></thead>\n<tbody>\n"
+            f"</code>. <span lang='en'>{escape(d.title.en)}</span></p>\n" + _table_head()
         )
         for variable in variables_for(d):
             stream.write(_variable_html(variable))

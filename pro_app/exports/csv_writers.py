@@ -3,17 +3,31 @@
 Pure and streaming: each writer takes an iterator of records and writes row by row to a
 text stream; the wide writer holds one participant × timepoint row at a time, so its
 input must come sorted by study code and protocol timepoint order (source.py does).
+
+The assessment's own values go with each participant × timepoint: the wide file has
+`receipt_code` among the assessment columns, then per derived value `<id>` and
+`<id>_reason`; the long file has a `receipt_code` column (last, so the earlier columns keep
+their places) and, after the responses of a timepoint, a row of kind `derived` per derived
+value of that timepoint.
 """
 
 from __future__ import annotations
 
 import csv
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import TextIO
 
 from .model import ExportRecord, cell
-from .variables import Variable, study_order, value_of, variables_for
+from .variables import (
+    RECEIPT_CODE,
+    Variable,
+    assessment_variables,
+    study_order,
+    value_of,
+    variables_for,
+)
 
 BOM = "\ufeff"
 DELIMITERS = (",", ";")
@@ -26,6 +40,7 @@ WIDE_META = (
     "first_day",
     "last_day",
     "actual_date",
+    RECEIPT_CODE,
 )
 LONG_HEADER = (
     "study_code",
@@ -47,24 +62,27 @@ LONG_HEADER = (
     "actual_date",
     "started_at",
     "submitted_at",
+    RECEIPT_CODE,
 )
 
 
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+# A negative number as `cell` writes one (int, or float repr): data, not a formula.
+NEGATIVE_NUMBER = re.compile(r"-(?:\d+(?:\.\d*)?|\.\d+)(?:e[-+]?\d+)?|-inf")
 
 
 def excel_safe_cell(value):
     """Return text that a spreadsheet would run as a formula with a leading quote.
 
-    Numbers (such as -1.5) are left as they are: they are data, not formulas.
+    Negative numbers (such as -1.5) are left as they are: they are data, not formulas. A
+    leading '+' is always quoted, since the export never writes a number that way (a free
+    text '+1' would otherwise show as the number 1).
     """
     if not isinstance(value, str) or not value.startswith(FORMULA_START):
         return value
-    try:
-        float(value)
-    except ValueError:
-        return "'" + value
-    return value
+    if NEGATIVE_NUMBER.fullmatch(value):
+        return value
+    return "'" + value
 
 
 class _ExcelSafeWriter:
@@ -101,7 +119,14 @@ def write_long(
     writer = csv_writer(stream, delimiter, bom, excel_safe)
     writer.writerow(LONG_HEADER)
     count = 0
+    first = None  # the first record of the current participant × timepoint
+    first_day = ""  # and its first submission day
     for r in records:
+        if first is None or (first.study_code, first.timepoint) != (r.study_code, r.timepoint):
+            count += _write_derived(writer, first, first_day)
+            first, first_day = r, ""
+        if r.actual_date and (not first_day or r.actual_date < first_day):
+            first_day = r.actual_date
         tail = (
             r.status,
             r.response_uuid,
@@ -114,6 +139,7 @@ def write_long(
             cell(r.actual_date),
             r.started_at,
             cell(r.submitted_at),
+            cell(r.assessment.receipt_code),
         )
         head = (r.study_code, r.site, r.timepoint, r.questionnaire)
         for item, value in r.items.items():
@@ -122,7 +148,21 @@ def write_long(
         for score, result in r.scores.items():
             writer.writerow((*head, "score", score, cell(result.value), cell(result.reason), *tail))
             count += 1
+    count += _write_derived(writer, first, first_day)
     return count
+
+
+def _write_derived(writer, record: ExportRecord | None, first_day: str) -> int:
+    """The derived values of a participant × timepoint: no questionnaire, no response."""
+    if record is None:
+        return 0
+    head = (record.study_code, record.site, record.timepoint, "", "derived")
+    no_response = ("",) * 5
+    days = (record.target_day, record.first_day, record.last_day, first_day)
+    tail = (*no_response, *days, "", "", cell(record.assessment.receipt_code))
+    for name, result in record.assessment.derived.items():
+        writer.writerow((*head, name, cell(result.value), cell(result.reason), *tail))
+    return len(record.assessment.derived)
 
 
 @dataclass(frozen=True)
@@ -132,11 +172,13 @@ class WideLayout:
     header: tuple[str, ...]
     variables: Mapping[str, tuple[Variable, ...]]  # questionnaire -> its variables
     timepoint_rank: Mapping[str, int]
+    derived: tuple[Variable, ...] = ()  # each derived value and its reason column
 
 
 def wide_layout(study, definitions: Mapping, questionnaires: Iterable[str] = ()) -> WideLayout:
-    """Columns: the assessment, then per questionnaire (protocol order) its status,
-    submission time, definition version and variables.
+    """Columns: the assessment (with its receipt code), the derived values that read a
+    chosen questionnaire (each with its reason), then per questionnaire (protocol order)
+    its status, submission time, definition version and variables.
 
     Questionnaires that never share a timepoint may share variable names (a weekly
     variant of a questionnaire): those share one column. Names shared within a timepoint
@@ -145,6 +187,10 @@ def wide_layout(study, definitions: Mapping, questionnaires: Iterable[str] = ())
     chosen = set(questionnaires)
     order = [q for q in study_order(study) if not chosen or q in chosen]
     header: dict[str, str] = dict.fromkeys(WIDE_META, "meta")
+    derived = tuple(v for v in assessment_variables(study, chosen) if v.kind != "assessment")
+    for v in derived:
+        if header.setdefault(v.name, "derived") != "derived":
+            raise ValueError(f"wide column name {v.name} is used twice")
     seen_meta = set(WIDE_META)
     variables = {q: variables_for(definitions[q]) for q in order}
     for q in order:
@@ -163,7 +209,24 @@ def wide_layout(study, definitions: Mapping, questionnaires: Iterable[str] = ())
                         f"{timepoint.id}: {seen[v.name]} and {q} both have a variable {v.name}"
                     )
     rank = {t.id: n for n, t in enumerate(study.timepoints)}
-    return WideLayout(tuple(header), variables, rank)
+    return WideLayout(tuple(header), variables, rank, derived)
+
+
+def start_row(record: ExportRecord, layout: WideLayout) -> dict:
+    """The assessment's columns of a new wide row, as values (None when empty)."""
+    row = {
+        "study_code": record.study_code,
+        "site": record.site,
+        "timepoint": record.timepoint,
+        "target_day": record.target_day,
+        "first_day": record.first_day,
+        "last_day": record.last_day,
+        "actual_date": None,
+        RECEIPT_CODE: record.assessment.receipt_code,
+    }
+    for variable in layout.derived:
+        row[variable.name] = value_of(variable, record)
+    return row
 
 
 def _fill(row: dict, record: ExportRecord, layout: WideLayout) -> None:
@@ -207,15 +270,7 @@ def write_wide(
                 writer.writerow(row.get(name, "") for name in layout.header)
                 count += 1
             key = here
-            row = {
-                "study_code": record.study_code,
-                "site": record.site,
-                "timepoint": record.timepoint,
-                "target_day": record.target_day,
-                "first_day": record.first_day,
-                "last_day": record.last_day,
-                "actual_date": "",
-            }
+            row = {name: cell(value) for name, value in start_row(record, layout).items()}
         _fill(row, record, layout)
     if row is not None:
         writer.writerow(row.get(name, "") for name in layout.header)

@@ -1,7 +1,9 @@
 """The export model: one record per response, and how its values are written as text.
 
-Pure: no Flask, no SQL. `source.py` reads the database and calls `build_record`.
-Contact details are not part of a record (the source never reads them).
+Pure: no Flask, no SQL. `source.py` reads the database and calls `build_record`, and
+`assessment_values` once per participant × timepoint: the receipt code and the study-level
+derived values, shared by the records of that timepoint. Contact details are not part of a
+record (the source never reads them).
 """
 
 from __future__ import annotations
@@ -12,8 +14,11 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from zoneinfo import ZoneInfo
 
+from ..domain.derived import derive_one
 from ..domain.model import Questionnaire
 from ..domain.paths import effective_answers
+from ..domain.protocol import Derived
+from ..domain.scoring import Score, ScoreSheet
 
 SUBMITTED = "submitted"
 PARTIAL = "partial"  # an in_progress response, exported only on request
@@ -27,6 +32,19 @@ class ScoreValue:
 
     value: int | float | bool | str | None
     reason: str | None = None
+
+
+@dataclass(frozen=True)
+class AssessmentValues:
+    """What belongs to a participant's timepoint rather than to one of its responses.
+
+    receipt_code: set when every questionnaire of the timepoint was submitted.
+    derived: {derived id: ScoreValue} for the study's derived values of this timepoint
+    (study order), computed at export time from the stored scores; empty elsewhere.
+    """
+
+    receipt_code: str | None = None
+    derived: Mapping = field(default_factory=lambda: MappingProxyType({}))
 
 
 @dataclass(frozen=True)
@@ -50,6 +68,8 @@ class ExportRecord:
     actual_date: str | None  # the Oslo calendar day of submitted_at
     items: Mapping = field(default_factory=dict)  # item id -> value, definition order
     scores: Mapping = field(default_factory=dict)  # score id -> ScoreValue, definition order
+    # The same object for every record of one participant × timepoint.
+    assessment: AssessmentValues = field(default_factory=AssessmentValues)
 
 
 @dataclass(frozen=True)
@@ -93,6 +113,62 @@ def day_bounds(first: dt.date | None, last: dt.date | None, zone: ZoneInfo) -> t
     )
 
 
+def _why_missing(rule: Derived, stored: Mapping) -> str:
+    """Say, per condition whose score is null, why: no submitted response, or its reason."""
+    parts = []
+    for condition in rule.conditions:
+        questionnaire, score = condition.score.split(".")
+        if questionnaire not in stored:
+            parts.append(f"{questionnaire} not submitted")
+        elif score not in stored[questionnaire]:
+            parts.append(f"{condition.score} not stored")
+        else:
+            value, reason = stored[questionnaire][score]
+            if value is None:
+                parts.append(f"{condition.score}: {reason}" if reason else condition.score)
+    return "; ".join(dict.fromkeys(parts))
+
+
+def derived_values(rules, stored: Mapping) -> dict[str, ScoreValue]:
+    """Evaluate derived values from stored scores, as scoring does (domain.derived).
+
+    stored: {questionnaire: {score: (value, reason)}} of the submitted responses of one
+    participant × timepoint, as stored; questionnaire scores are never computed again.
+    A null value's reason says why each of its scores is null.
+    """
+    sheets = {
+        questionnaire: ScoreSheet(
+            questionnaire=questionnaire,
+            version="",
+            content_hash="",
+            scores={sid: Score(sid, value, reason) for sid, (value, reason) in scores.items()},
+        )
+        for questionnaire, scores in stored.items()
+    }
+    found = {}
+    for rule in rules:
+        result = derive_one(rule, sheets)
+        if result.value is None:
+            detail = _why_missing(rule, stored)
+            found[rule.id] = ScoreValue(
+                None, f"{result.reason} ({detail})" if detail else result.reason
+            )
+        else:
+            found[rule.id] = ScoreValue(result.value)
+    return found
+
+
+def assessment_values(
+    receipt_code: str | None, rules, stored: Mapping | None = None
+) -> AssessmentValues:
+    """The values of one participant × timepoint: its receipt code and derived values.
+
+    rules: the study's derived values of this timepoint that the export includes.
+    """
+    derived = derived_values(rules, stored or {}) if rules else {}
+    return AssessmentValues(receipt_code, MappingProxyType(derived))
+
+
 def build_record(
     *,
     participant: Mapping,
@@ -102,12 +178,14 @@ def build_record(
     scores: Mapping,
     definition: Questionnaire,
     zone: ZoneInfo,
+    values: AssessmentValues | None = None,
 ) -> ExportRecord:
     """Combine stored rows into a record.
 
     answers: the current answers ({item: decoded value}); answers to items hidden by a
     display condition are dropped (they are not counted, as in scoring).
     scores: {score id: (value, reason)} as stored; a partial response has none.
+    values: the assessment's receipt code and derived values (assessment_values).
     """
     shown = effective_answers(definition, answers)
     items = {item.id: shown.get(item.id) for item in definition.items}
@@ -137,6 +215,7 @@ def build_record(
         actual_date=local_day(response["submitted_at"], zone) if submitted else None,
         items=MappingProxyType(items),
         scores=MappingProxyType(score_values),
+        assessment=values if values is not None else AssessmentValues(),
     )
 
 

@@ -4,18 +4,26 @@ Responses are read with one cursor in export order (study code, protocol timepoi
 protocol questionnaire order); answers and scores are fetched per response, so memory
 stays flat however many responses there are. The whole read runs in one read transaction
 (a consistent snapshot) when no transaction is open already.
+
+Responses come grouped by participant × timepoint, so the assessment's values (receipt code,
+derived values) are made once per group: the derived values from the stored scores of that
+assessment's submitted responses, with one query, and only where the timepoint has any.
+They are computed from every submitted response of the assessment, also those the filters
+leave out (a derived value is a fact about the participant, not about the file).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 
+from ..domain.derived import inputs
 from ..services.journal import current_answers, decode
-from .model import ExportRecord, Filters, build_record, day_bounds
-from .variables import study_order
+from .model import ExportRecord, Filters, assessment_values, build_record, day_bounds
+from .variables import derived_rules, study_order
 
 RESPONSE_SQL = """
 SELECT p.study_code, p.site, a.timepoint, a.target_day, a.first_day, a.last_day,
+       a.id AS assessment_id, a.receipt_code,
        r.id, r.uuid, r.questionnaire, r.version, r.definition_version, r.definition_hash,
        r.status, r.started_at, r.submitted_at
 FROM responses r
@@ -100,6 +108,37 @@ def _scores(db, response_id: int) -> dict:
     return {score: (decode(value), reason) for score, value, reason in found}
 
 
+STORED_SCORES_SQL = """
+SELECT r.questionnaire, s.score, s.value, s.reason
+FROM responses r
+JOIN scores s ON s.response_id = r.id
+WHERE r.assessment_id = ? AND r.status = 'submitted' AND r.questionnaire IN ({questionnaires})
+  AND r.version = (SELECT MAX(r2.version) FROM responses r2
+                   WHERE r2.assessment_id = r.assessment_id
+                     AND r2.questionnaire = r.questionnaire
+                     AND r2.status = 'submitted')
+ORDER BY r.questionnaire, s.score
+"""
+
+
+def _stored_scores(db, assessment_id: int, questionnaires: list[str]) -> dict:
+    """{questionnaire: {score: (value, reason)}} of the assessment's submitted responses."""
+    sql = STORED_SCORES_SQL.format(questionnaires=_marks(questionnaires))
+    found: dict[str, dict] = {}
+    for questionnaire, score, value, reason in db.conn.execute(
+        sql, [assessment_id, *questionnaires]
+    ):
+        found.setdefault(questionnaire, {})[score] = (decode(value), reason)
+    return found
+
+
+def _assessment(db, row: dict, rules: tuple):
+    here = [rule for rule in rules if rule.timepoint == row["timepoint"]]
+    needed = sorted(set().union(*(inputs(rule) for rule in here)))
+    stored = _stored_scores(db, row["assessment_id"], needed) if needed else {}
+    return assessment_values(row["receipt_code"], here, stored)
+
+
 def records(db, catalog, filters: Filters) -> Iterator[ExportRecord]:
     """Yield the export records that pass the filters, in export order."""
     study = catalog.study
@@ -108,10 +147,14 @@ def records(db, catalog, filters: Filters) -> Iterator[ExportRecord]:
     if own_snapshot:
         db.conn.execute("BEGIN")
     try:
+        rules = derived_rules(study, filters.questionnaires)
         cursor = db.conn.execute(sql, params)
         names = [d[0] for d in cursor.description]
-        for values in cursor:
-            row = dict(zip(names, values, strict=True))
+        current = values = None
+        for found in cursor:
+            row = dict(zip(names, found, strict=True))
+            if row["assessment_id"] != current:
+                current, values = row["assessment_id"], _assessment(db, row, rules)
             yield build_record(
                 participant=row,
                 assessment=row,
@@ -120,6 +163,7 @@ def records(db, catalog, filters: Filters) -> Iterator[ExportRecord]:
                 scores=_scores(db, row["id"]),
                 definition=catalog.questionnaires[row["questionnaire"]],
                 zone=study.zone,
+                values=values,
             )
     finally:
         if own_snapshot and db.conn.in_transaction:

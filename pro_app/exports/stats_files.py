@@ -13,7 +13,9 @@ same `WideLayout`); the values are typed:
   ISO 8601) and definition version are strings. In a SPSS string variable `declined` /
   `not_applicable` are "-7" / "-8", declared user-missing and labelled; Stata strings have no
   missing codes, so there they are the words `declined` / `not_applicable`, as in the CSV;
-- the assessment days (target, window, actual date) are dates (SPSS DATE11, Stata %td).
+- the assessment days (target, window, actual date) are dates (SPSS DATE11, Stata %td);
+- the receipt code and the reason a derived value is empty are strings; a derived value is
+  0/1 with value labels, like a cut-off score.
 
 Every coded variable has value labels: numeric codes in both formats; band scores (string
 values) only in SPSS, since Stata labels only integers (the codebook has them all).
@@ -49,7 +51,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 from ..domain.answers import DECLINED, NOT_APPLICABLE
-from .csv_writers import RESPONSE_META, WIDE_META, WideLayout
+from .csv_writers import RESPONSE_META, WIDE_META, WideLayout, start_row
 from .model import LIST_SEPARATOR, ExportRecord
 from .stats_labels import (
     LANGUAGES,
@@ -60,7 +62,7 @@ from .stats_labels import (
     variable_label,
 )
 from .stats_stamps import file_stamp, set_dta_stamp, set_sav_stamp
-from .variables import Variable, value_of
+from .variables import RECEIPT_CODE, Variable, value_of
 
 SPSS_MISSING = {DECLINED: -7.0, NOT_APPLICABLE: -8.0}
 STATA_MISSING = {DECLINED: "a", NOT_APPLICABLE: "b"}
@@ -78,6 +80,7 @@ META_LABELS = {
     "first_day": ("Første dag i vinduet", "First day of the window"),
     "last_day": ("Siste dag i vinduet", "Last day of the window"),
     "actual_date": ("Dato for første innsending", "Date of the first submission"),
+    RECEIPT_CODE: ("Kvitteringskode for tidspunktet", "Receipt code of the timepoint"),
 }
 RESPONSE_LABELS = {
     "status": ("status (submitted eller partial)", "status (submitted or partial)"),
@@ -110,7 +113,7 @@ class Column:
 
 
 def _columns(layout: WideLayout) -> list[Column]:
-    found: dict[str, list[Variable]] = {}
+    found: dict[str, list[Variable]] = {v.name: [v] for v in layout.derived}
     for variables in layout.variables.values():
         for v in variables:
             found.setdefault(v.name, []).append(v)
@@ -194,15 +197,7 @@ def _wide_rows(records: Iterable[ExportRecord], layout: WideLayout, latest: list
             if row is not None:
                 yield row
             key = here
-            row = {
-                "study_code": record.study_code,
-                "site": record.site,
-                "timepoint": record.timepoint,
-                "target_day": record.target_day,
-                "first_day": record.first_day,
-                "last_day": record.last_day,
-                "actual_date": None,
-            }
+            row = start_row(record, layout)
         q = record.questionnaire
         row[f"{q}_status"] = record.status
         row[f"{q}_submitted_at"] = record.submitted_at

@@ -4,6 +4,10 @@ Pure: no Flask, no SQL. Item ids and score ids are the column names, as the cont
 fixes them. A multiple-choice item keeps its own column (the chosen codes joined with
 '|', or 'declined' / 'not_applicable') and adds one 0/1 column per option,
 `<item>___<code>` (empty when the item has no answer).
+
+Besides the questionnaires' variables, each participant × timepoint has the receipt code
+(`receipt_code`, kind `assessment`) and the study's derived values (`<id>`, kind `derived`,
+with `<id>_reason`, kind `reason`: why the value is empty), computed at export time.
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..domain.answers import DECLINED, NOT_APPLICABLE
+from ..domain.derived import inputs
 from ..domain.model import (
     BandsRule,
     CountRule,
@@ -35,11 +40,11 @@ OPS = {"gt": ">", "ge": "≥", "lt": "<", "le": "≤", "eq": "=", "ne": "≠", "
 
 @dataclass(frozen=True)
 class Variable:
-    """One export column of a questionnaire (an item, an option of one, or a score)."""
+    """One export column: an item, an option of one, a score, or a timepoint's own value."""
 
     name: str
-    questionnaire: str
-    kind: str  # item | score
+    questionnaire: str  # empty for the assessment's own variables
+    kind: str  # item | score | assessment | derived | reason
     label_nb: str
     label_en: str
     type: str  # integer, decimal, text, date, boolean, category
@@ -220,8 +225,85 @@ def variables_for(definition: Questionnaire) -> tuple[Variable, ...]:
     return tuple(found)
 
 
+RECEIPT_CODE = "receipt_code"
+REASON_SUFFIX = "_reason"
+CONDITION_TEXT = {"any": "true if any holds", "all": "true if all hold"}
+
+
+def derived_rules(study, questionnaires=()) -> tuple:
+    """The study's derived values in an export of these questionnaires (all when none):
+    those that read at least one of them."""
+    chosen = set(questionnaires)
+    return tuple(rule for rule in study.derived if not chosen or inputs(rule) & chosen)
+
+
+def derived_rule_text(rule) -> str:
+    """A one-line, English statement of how a derived value is computed."""
+    conditions = ", ".join(f"{c.score} {OPS[c.op]} {c.value:g}" for c in rule.conditions)
+    return (
+        f"at {rule.timepoint}: {conditions}; {CONDITION_TEXT[rule.method]} "
+        "(1 = true, 0 = false); a condition whose score is null is left out, null when all "
+        "are; from the stored scores of the submitted responses, at export time"
+    )
+
+
+def receipt_variable() -> Variable:
+    return Variable(
+        name=RECEIPT_CODE,
+        questionnaire="",
+        kind="assessment",
+        label_nb="Kvitteringskode for tidspunktet",
+        label_en="Receipt code of the timepoint",
+        type="text",
+        source=RECEIPT_CODE,
+        rule="set when every questionnaire of the timepoint is submitted",
+    )
+
+
+def derived_variables(study, rule) -> tuple[Variable, Variable]:
+    """A derived value's column (boolean 1/0) and its reason column (why it is empty)."""
+    common = dict(questionnaire="", source=rule.id, definition_hash=study.content_hash)
+    value = Variable(
+        name=rule.id,
+        kind="derived",
+        label_nb=rule.label.nb,
+        label_en=rule.label.en,
+        type="boolean",
+        codes=TRUE_FALSE,
+        rule=derived_rule_text(rule),
+        description_nb=rule.description.nb if rule.description else "",
+        description_en=rule.description.en if rule.description else "",
+        **common,
+    )
+    reason = Variable(
+        name=f"{rule.id}{REASON_SUFFIX}",
+        kind="reason",
+        label_nb=f"Hvorfor {rule.id} mangler",
+        label_en=f"Why {rule.id} is missing",
+        type="text",
+        rule=f"empty unless {rule.id} is null at {rule.timepoint}",
+        **common,
+    )
+    return value, reason
+
+
+def assessment_variables(study, questionnaires=()) -> tuple[Variable, ...]:
+    """The receipt code, then each derived value with its reason (study order)."""
+    found = [receipt_variable()]
+    for rule in derived_rules(study, questionnaires):
+        found.extend(derived_variables(study, rule))
+    return tuple(found)
+
+
 def value_of(variable: Variable, record):
     """Return the variable's value in a record (None when missing)."""
+    if variable.kind == "assessment":
+        return record.assessment.receipt_code
+    if variable.kind in ("derived", "reason"):
+        result = record.assessment.derived.get(variable.source)
+        if result is None:
+            return None
+        return result.value if variable.kind == "derived" else result.reason
     if variable.kind == "score":
         result = record.scores.get(variable.source)
         return None if result is None else result.value

@@ -140,16 +140,18 @@ def prepare(
             return Prepared(lambda out: write_audit_csv(out, _audit_rows(db)), False, note)
         return Prepared(lambda out: write_audit_json(out, _audit_rows(db), verdict), False, note)
     writers = {
-        "codebook": lambda out: write_codebook_csv(out, chosen, delimiter=delimiter, bom=bom),
+        "codebook": lambda out: write_codebook_csv(
+            out, chosen, delimiter=delimiter, bom=bom, study=study
+        ),
         "codebook-html": lambda out: write_codebook_html(
-            out, chosen, f"Kodebok – {study.title.nb}"
+            out, chosen, f"Kodebok – {study.title.nb}", study=study
         ),
         "fhir-questionnaires": lambda out: _json_out(
             out, fhir.questionnaires_bundle(catalog, base_url)
         ),
         "redcap-dictionary": lambda out: redcap.write_dictionary(out, catalog),
         "odm": lambda out: write_odm(out, catalog, data(), created=latest_time(db)),
-        "fhir": lambda out: _json_out(out, fhir.responses_bundle(data(), catalog, base_url)),
+        "fhir": lambda out: fhir.write_responses_bundle(out, data(), catalog, base_url),
         "redcap-records": lambda out: redcap.write_records(out, data(), catalog),
         "csv-long": lambda out: write_long(
             out, data(), delimiter=delimiter, bom=bom, excel_safe=excel_safe

@@ -341,3 +341,34 @@ CREATE INDEX sync_attempts_message ON sync_attempts(message_id, target, id);
 def sync(db) -> None:
     """Delivery state of outbox messages per sync target, and every attempt."""
     db.executescript(SYNC + _guard("sync_attempts"))
+
+
+EXPORT_JOBS = """
+-- Exports run as jobs beside the requests: the page shows how far each has come. The file
+-- lives in the exports folder beside the database, named after the job's random id.
+CREATE TABLE export_jobs (
+    id TEXT PRIMARY KEY,
+    staff_id INTEGER NOT NULL REFERENCES staff(id),
+    format TEXT NOT NULL,
+    filters TEXT NOT NULL,
+    options TEXT NOT NULL DEFAULT '{}',
+    status TEXT NOT NULL CHECK (status IN ('queued', 'running', 'done', 'failed')),
+    total INTEGER NOT NULL DEFAULT 0,
+    done INTEGER NOT NULL DEFAULT 0,
+    file_name TEXT,
+    sha256 TEXT,
+    rows INTEGER,
+    error TEXT,
+    created_at TEXT NOT NULL,
+    started_at TEXT,
+    updated_at TEXT NOT NULL,
+    finished_at TEXT
+) STRICT;
+CREATE INDEX export_jobs_staff ON export_jobs(staff_id, created_at);
+"""
+
+
+@migrations(name="0007_export_jobs")
+def export_jobs(db) -> None:
+    """Export jobs and their progress."""
+    db.executescript(EXPORT_JOBS)

@@ -9,7 +9,12 @@ from .questionnaires import (
     questionnaire_url,
     questionnaires_bundle,
 )
-from .responses import questionnaire_response, responses_bundle
+from .responses import (
+    questionnaire_response,
+    response_entry,
+    responses_bundle,
+    write_responses_bundle,
+)
 
 __all__ = [
     "conditions_not_expressed",
@@ -20,5 +25,7 @@ __all__ = [
     "questionnaire_response",
     "questionnaire_url",
     "questionnaires_bundle",
+    "response_entry",
     "responses_bundle",
+    "write_responses_bundle",
 ]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import TextIO
 
 from ...domain.model import (
     Date,
@@ -20,6 +21,7 @@ from .questionnaires import (
     _coding,
     _options,
     code_system,
+    dumps,
     questionnaire_url,
 )
 
@@ -111,15 +113,49 @@ def questionnaire_response(record: ExportRecord, definition: Questionnaire, base
     return resource
 
 
+def response_entry(record: ExportRecord, catalog, base_url: str) -> dict:
+    """One Bundle entry: the record's QuestionnaireResponse under its urn:uuid full URL."""
+    definition = catalog.questionnaires[record.questionnaire]
+    return {
+        "fullUrl": f"urn:uuid:{record.response_uuid}",
+        "resource": questionnaire_response(record, definition, base_url),
+    }
+
+
+def _bundle(entries: list) -> dict:
+    return {"resourceType": "Bundle", "type": "collection", "entry": entries}
+
+
 def responses_bundle(records: Iterable[ExportRecord], catalog, base_url: str) -> dict:
     """A collection Bundle of QuestionnaireResponses, in the order of the records."""
-    entries = []
+    return _bundle([response_entry(record, catalog, base_url) for record in records])
+
+
+# The entry list is a member of the Bundle (indent level 1) and each entry an element of
+# the list (level 2); dumps() indents by 2 spaces a level.
+_LIST_INDENT = " " * 2
+_ENTRY_INDENT = " " * 4
+
+
+def write_responses_bundle(
+    stream: TextIO, records: Iterable[ExportRecord], catalog, base_url: str
+) -> int:
+    """Write dumps(responses_bundle(...)) entry by entry; return the number of entries.
+
+    The same bytes as the whole Bundle through dumps(), holding one entry at a time: the
+    text around the entries is dumps() of a Bundle without entries, cut at its empty list,
+    and each entry is dumps() of the entry indented to its depth (JSON text has no raw
+    newline inside a string, so indenting line by line is safe).
+    """
+    empty = '"entry": []'
+    head, tail = dumps(_bundle([])).split(empty, 1)
+    stream.write(head + empty[:-1])
+    count = 0
     for record in records:
-        definition = catalog.questionnaires[record.questionnaire]
-        entries.append(
-            {
-                "fullUrl": f"urn:uuid:{record.response_uuid}",
-                "resource": questionnaire_response(record, definition, base_url),
-            }
-        )
-    return {"resourceType": "Bundle", "type": "collection", "entry": entries}
+        text = dumps(response_entry(record, catalog, base_url)).rstrip("\n")
+        stream.write(",\n" if count else "\n")
+        stream.write(_ENTRY_INDENT + text.replace("\n", "\n" + _ENTRY_INDENT))
+        count += 1
+    stream.write(f"\n{_LIST_INDENT}]" if count else "]")
+    stream.write(tail)
+    return count

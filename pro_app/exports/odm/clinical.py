@@ -6,9 +6,10 @@ from collections.abc import Iterable
 from typing import TextIO
 
 from ...domain.answers import NON_ANSWERS
-from ..model import ExportRecord
+from ..model import AssessmentValues, ExportRecord
 from ..variables import Variable, value_of
 from .metadata import (
+    DERIVED,
     NAMESPACE,
     NULL_REASONS,
     _Metadata,
@@ -70,6 +71,30 @@ def _form_data(xml: _Xml, record: ExportRecord, variables: tuple[Variable, ...])
     xml.close("FormData")
 
 
+def _assessment_data(xml: _Xml, values: AssessmentValues | None, variables) -> None:
+    """The timepoint's own form (receipt code, derived values), when it has any of them."""
+    if values is None or (values.receipt_code is None and not values.derived):
+        return
+    xml.open("FormData", FormOID=f"F.{DERIVED}")
+    xml.open("ItemGroupData", ItemGroupOID=f"IG.{DERIVED}")
+    for v in variables:
+        oid = item_oid(DERIVED, v.name)
+        if v.kind == "assessment":
+            if values.receipt_code is not None:
+                xml.empty("ItemData", ItemOID=oid, Value=values.receipt_code)
+            continue
+        result = values.derived.get(v.source)
+        if result is None:
+            continue
+        if result.value is None:
+            if result.reason:
+                _null(xml, oid, result.reason, None)
+            continue
+        xml.empty("ItemData", ItemOID=oid, Value=format_value(v, result.value))
+    xml.close("ItemGroupData")
+    xml.close("FormData")
+
+
 def write_odm(
     stream: TextIO,
     catalog,
@@ -78,7 +103,8 @@ def write_odm(
     created: str,
     file_oid: str | None = None,
 ) -> int:
-    """Write an ODM 1.3.2 Snapshot of the records; return the number of ItemGroupData.
+    """Write an ODM 1.3.2 Snapshot of the records; return the number of records (each a
+    questionnaire's FormData; a timepoint's own F.derived form is not counted).
 
     created: the CreationDateTime (ISO 8601); pass the latest submission time, not the
     clock, so the same data gives the same bytes. file_oid defaults to one made of the
@@ -123,12 +149,18 @@ def write_odm(
     subject = timepoint = None
     done_events: set[str] = set()
     done_forms: set[str] = set()
+    values = None  # the current timepoint's receipt code and derived values
+
+    def close_event():
+        _assessment_data(xml, values, metadata.assessment)
+        xml.close("StudyEventData")
+
     for record in records:
         if record.questionnaire not in metadata.variables:
             raise ValueError(f"questionnaire '{record.questionnaire}' is not in the study")
         if record.study_code != subject:
             if subject is not None:
-                xml.close("StudyEventData")
+                close_event()
                 xml.close("SubjectData")
                 done_subjects.add(subject)
             if record.study_code in done_subjects:
@@ -139,11 +171,12 @@ def write_odm(
             xml.empty("SiteRef", LocationOID=f"LOC.{record.site}")
         if record.timepoint != timepoint:
             if timepoint is not None:
-                xml.close("StudyEventData")
+                close_event()
                 done_events.add(timepoint)
             if record.timepoint in done_events:
                 raise ValueError(f"records are not in export order ({subject} {record.timepoint})")
             timepoint = record.timepoint
+            values = record.assessment
             done_forms = set()
             xml.open("StudyEventData", StudyEventOID=f"SE.{timepoint}")
         if record.questionnaire in done_forms:
@@ -152,7 +185,7 @@ def write_odm(
         _form_data(xml, record, metadata.variables[record.questionnaire])
         count += 1
     if subject is not None:
-        xml.close("StudyEventData")
+        close_event()
         xml.close("SubjectData")
     xml.close("ClinicalData")
     xml.close("ODM")

@@ -34,6 +34,14 @@ Choices the ODM 1.3.2 XSD and specification leave to us:
   in a free-text answer is written as U+FFFD. Newlines, tabs and carriage returns in
   attribute values are written as character references, so they read back unchanged.
 
+- The values of a participant × timepoint that belong to no questionnaire are a form of
+  their own, `F.derived` with the group `IG.derived`, referenced (not mandatory) by every
+  StudyEventDef after the questionnaires: `IT.derived.receipt_code` (text) and each
+  derived value of the study, `IT.derived.<id>` (boolean, Origin="Derived", MethodDef
+  `MT.derived.<id>`). Its FormData is written when the timepoint has a receipt code or a
+  derived value; a null derived value is IsNull="Yes" with its reason in the Comment, as a
+  null score. A questionnaire may therefore not be called `derived`.
+
 Records must arrive in export order (study code, then protocol timepoint order, then
 questionnaire order), as `source.records` yields them; a subject, timepoint or form
 that comes back after another one raises ValueError.
@@ -50,9 +58,10 @@ from typing import TextIO
 from ...domain.answers import DECLINED, NON_ANSWERS, NOT_APPLICABLE
 from ...domain.model import MultipleChoice, Text
 from ..model import PARTIAL
-from ..variables import Variable, study_order, variables_for
+from ..variables import Variable, assessment_variables, study_order, variables_for
 
 NAMESPACE = "http://www.cdisc.org/ns/odm/v1.3"
+DERIVED = "derived"  # the form and item group of the assessment's own values
 NULL_REASONS = (
     (DECLINED, "Vil ikke svare", "Declined to answer"),
     (NOT_APPLICABLE, "Ikke aktuelt", "Not applicable"),
@@ -60,6 +69,10 @@ NULL_REASONS = (
 RESPONSE_STATUSES = (
     ("submitted", "Sendt inn", "Submitted"),
     (PARTIAL, "Delvis besvart, ikke sendt inn", "Partial response, not submitted"),
+)
+ASSESSMENT_TITLE = (
+    "Tidspunktet: kvitteringskode og avledede verdier",
+    "The timepoint: receipt code and derived values",
 )
 DATA_TYPES = {
     "integer": "integer",
@@ -184,6 +197,12 @@ class _Metadata:
     def __init__(self, catalog):
         self.study = catalog.study
         self.forms = study_order(self.study)
+        if DERIVED in self.forms:
+            raise ValueError(f"a questionnaire may not be called '{DERIVED}' in ODM (F.{DERIVED})")
+        # The receipt code and derived values; ODM says why a value is null in its ItemData.
+        self.assessment = tuple(
+            v for v in assessment_variables(self.study) if v.kind in ("assessment", "derived")
+        )
         self.definitions = {q: catalog.questionnaires[q] for q in self.forms}
         self.variables = {q: variables_for(d) for q, d in self.definitions.items()}
         self.codes = {}
@@ -217,12 +236,22 @@ class _Metadata:
             xml.translated("Description", timepoint.label.nb, timepoint.label.en)
             for number, qid in enumerate(timepoint.questionnaires, 1):
                 xml.empty("FormRef", FormOID=f"F.{qid}", OrderNumber=number, Mandatory="Yes")
+            xml.empty(
+                "FormRef",
+                FormOID=f"F.{DERIVED}",
+                OrderNumber=len(timepoint.questionnaires) + 1,
+                Mandatory="No",
+            )
             xml.close("StudyEventDef")
         for qid, definition in self.definitions.items():
             xml.open("FormDef", OID=f"F.{qid}", Name=qid, Repeating="No")
             xml.translated("Description", definition.title.nb, definition.title.en)
             xml.empty("ItemGroupRef", ItemGroupOID=f"IG.{qid}", OrderNumber=1, Mandatory="Yes")
             xml.close("FormDef")
+        xml.open("FormDef", OID=f"F.{DERIVED}", Name=DERIVED, Repeating="No")
+        xml.translated("Description", *ASSESSMENT_TITLE)
+        xml.empty("ItemGroupRef", ItemGroupOID=f"IG.{DERIVED}", OrderNumber=1, Mandatory="Yes")
+        xml.close("FormDef")
         for qid, definition in self.definitions.items():
             xml.open("ItemGroupDef", OID=f"IG.{qid}", Name=qid, Repeating="No")
             xml.translated("Description", definition.title.nb, definition.title.en)
@@ -235,9 +264,22 @@ class _Metadata:
                     MethodOID=f"MT.{qid}.{v.name}" if v.kind == "score" else None,
                 )
             xml.close("ItemGroupDef")
+        xml.open("ItemGroupDef", OID=f"IG.{DERIVED}", Name=DERIVED, Repeating="No")
+        xml.translated("Description", *ASSESSMENT_TITLE)
+        for number, v in enumerate(self.assessment, 1):
+            xml.empty(
+                "ItemRef",
+                ItemOID=item_oid(DERIVED, v.name),
+                OrderNumber=number,
+                Mandatory="No",
+                MethodOID=f"MT.{DERIVED}.{v.name}" if v.kind == "derived" else None,
+            )
+        xml.close("ItemGroupDef")
         for qid, definition in self.definitions.items():
             for v in self.variables[qid]:
                 self._item_def(xml, definition, v)
+        for v in self.assessment:
+            self._assessment_item_def(xml, v)
         for (qid, name), codes in self.codes.items():
             xml.open("CodeList", OID=f"CL.{qid}.{name}", Name=name, DataType=_codelist_type(codes))
             self._items(xml, codes)
@@ -255,7 +297,38 @@ class _Metadata:
                     xml.open("MethodDef", OID=f"MT.{qid}.{v.name}", Name=v.name, Type="Computation")
                     xml.translated("Description", v.rule, v.rule)
                     xml.close("MethodDef")
+        for v in self.assessment:
+            if v.kind == "derived":
+                xml.open("MethodDef", OID=f"MT.{DERIVED}.{v.name}", Name=v.name, Type="Computation")
+                xml.translated("Description", v.rule, v.rule)
+                xml.close("MethodDef")
         xml.close("MetaDataVersion")
+
+    @staticmethod
+    def _assessment_item_def(xml: _Xml, v: Variable) -> None:
+        derived = v.kind == "derived"
+        xml.open(
+            "ItemDef",
+            OID=item_oid(DERIVED, v.name),
+            Name=v.name,
+            DataType=DATA_TYPES[v.type],
+            Origin="Derived" if derived else None,
+        )
+        if derived:
+            detail_nb = f" {v.description_nb}" if v.description_nb else ""
+            detail_en = f" {v.description_en}" if v.description_en else ""
+            xml.translated(
+                "Description",
+                f"{v.label_nb}. Avledet verdi for studien, beregnet: {v.rule}.{detail_nb}",
+                f"{v.label_en}. Derived study value, computed: {v.rule}.{detail_en}",
+            )
+        else:
+            xml.translated(
+                "Description",
+                f"{v.label_nb}: gis når alle skjemaene på tidspunktet er sendt inn.",
+                f"{v.label_en}: given when every questionnaire of the timepoint is submitted.",
+            )
+        xml.close("ItemDef")
 
     @staticmethod
     def _items(xml: _Xml, codes) -> None:

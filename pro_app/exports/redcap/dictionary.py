@@ -18,11 +18,19 @@ Pure and streaming (no Flask, no SQL, standard library csv only). Shapes (DESIGN
 - Scores are ordinary fields tagged `@READONLY`: `text` with `integer` or `number`
   validation; a band score is a `dropdown` of its band values, a cut-off a `yesno` (1/0),
   since neither is a number.
+- The values of a participant × timepoint that belong to no questionnaire are two forms
+  of their own after the questionnaires. `assessment` holds `receipt_code` and is mapped to
+  every event: a REDCap field belongs to one form, a timepoint's receipt code belongs to no
+  questionnaire, and `participant` is on the first event only. `derived` holds each
+  derived value of the study (`yesno`, read-only) with `<id>_reason` (why it is empty) and
+  is mapped to the events of the derived values' timepoints. Neither name may be a
+  questionnaire's form.
 - Events: `event_name` = the timepoint id, so REDCap's unique name is `<timepoint>_arm_1`.
 - Records: one row per participant × timepoint (the records must come sorted by study
   code and protocol timepoint order, as `source.records` yields them), plus a row on the
   first event holding `site` for a participant who has none there; `<form>_complete` is 2
-  for a submitted response and 0 for a partial one.
+  for a submitted response and 0 for a partial one; `assessment_complete` is 2 when the
+  timepoint has a receipt code and `derived_complete` 2 where derived values are written.
 """
 
 from __future__ import annotations
@@ -43,10 +51,12 @@ from ...domain.model import (
     Text,
 )
 from ..model import SUBMITTED
-from ..variables import score_variable, study_order
+from ..variables import assessment_variables, score_variable, study_order
 
 RECORD_ID = "study_code"
 FIRST_FORM = "participant"
+ASSESSMENT_FORM = "assessment"  # the receipt code, on every event
+DERIVED_FORM = "derived"  # the study's derived values, on their timepoints' events
 ARM = 1
 COMPLETE = {SUBMITTED: "2", "partial": "0"}
 DICTIONARY_HEADER = (
@@ -111,8 +121,21 @@ def forms(catalog) -> dict[str, str]:
     return forms_of(catalog.study, catalog.questionnaires)
 
 
+def study_forms(study) -> dict[str, tuple]:
+    """The forms of the timepoint's own values and their variables (a form with none is
+    left out): {form: variables}."""
+    variables = assessment_variables(study)
+    found = {
+        ASSESSMENT_FORM: tuple(v for v in variables if v.kind == "assessment"),
+        DERIVED_FORM: tuple(v for v in variables if v.kind != "assessment"),
+    }
+    return {form: found[form] for form in found if found[form]}
+
+
 def forms_of(study, questionnaires) -> dict[str, str]:
     """Map each questionnaire id to its form: the study's in protocol order, then the rest."""
+    reserved_forms = {FIRST_FORM, ASSESSMENT_FORM, DERIVED_FORM}
+    reserved = {RECORD_ID, "site"} | {v.name for part in study_forms(study).values() for v in part}
     used = study_order(study)
     order = used + tuple(sorted(q for q in questionnaires if q not in used))
     found: dict[str, str] = {}
@@ -132,8 +155,9 @@ def forms_of(study, questionnaires) -> dict[str, str]:
                 )
         else:
             form = qid
-        if form == FIRST_FORM or {RECORD_ID, "site"} & set(fields):
-            raise ValueError(f"{qid}: '{FIRST_FORM}', '{RECORD_ID}' and 'site' are reserved")
+        if form in reserved_forms or reserved & set(fields):
+            names = ", ".join(f"'{n}'" for n in sorted(reserved_forms | reserved))
+            raise ValueError(f"{qid}: the names {names} are reserved")
         found[qid] = form
         owner.update(dict.fromkeys(fields, form))
     return found
@@ -286,8 +310,17 @@ def write_dictionary(stream: TextIO, catalog) -> int:
         for item in definition.items:
             rows.append(_item_row(definition, form, item, sections.get(item.id, "")))
         rows.extend(_score_row(definition, form, rule) for rule in definition.scores)
+    for form, variables in study_forms(catalog.study).items():
+        rows.extend(_study_row(form, v) for v in variables)
     writer.writerows(rows)
     return len(rows)
+
+
+def _study_row(form: str, variable) -> list[str]:
+    """A read-only field of the timepoint's own values: set by the export, not entered."""
+    extra: dict = {"annotation": "@READONLY", "note": variable.description_nb}
+    kind = "yesno" if variable.kind == "derived" else "text"
+    return _row(variable.name, form, kind, variable.label_nb, **extra)
 
 
 def branching_not_expressed(catalog) -> list[str]:
@@ -310,7 +343,10 @@ def field_name_problems(catalog) -> list[str]:
             if isinstance(item, MultipleChoice):
                 names.extend(f"{item.id}___{o.code}" for o in item.options)
         names.extend(s.id for s in definition.scores)
-    form_names = {FIRST_FORM, *forms(catalog).values()}
+    for form, variables in study_forms(catalog.study).items():
+        names.extend(v.name for v in variables)
+        names.append(f"{form}_complete")
+    form_names = {FIRST_FORM, *forms(catalog).values(), *study_forms(catalog.study)}
     problems = []
     for name in names:
         if not NAME_PATTERN.match(name):
@@ -350,12 +386,20 @@ def write_events(stream: TextIO, study) -> int:
 
 
 def mappings(study, form_of: dict[str, str]) -> list[tuple[int, str, str]]:
-    """(arm, unique event name, form) for every form of every timepoint, participant first."""
+    """(arm, unique event name, form) for every form of every timepoint, participant first;
+    after a timepoint's questionnaires its receipt code's form and (where the study derives
+    values at that timepoint) the derived values' form."""
     rows = [(ARM, event_name(study.timepoints[0].id), FIRST_FORM)]
+    own = study_forms(study)
+    derived_at = {rule.timepoint for rule in study.derived}
     for timepoint in study.timepoints:
         seen: dict[str, None] = {}
         for qid in timepoint.questionnaires:
             seen.setdefault(form_of[qid])
+        if ASSESSMENT_FORM in own:
+            seen.setdefault(ASSESSMENT_FORM)
+        if DERIVED_FORM in own and timepoint.id in derived_at:
+            seen.setdefault(DERIVED_FORM)
         rows.extend((ARM, event_name(timepoint.id), form) for form in seen)
     return rows
 

@@ -14,13 +14,16 @@ from ...domain.model import (
 from ..model import ExportRecord, cell
 from ..variables import value_of, variables_for
 from .dictionary import (
+    ASSESSMENT_FORM,
     COMPLETE,
+    DERIVED_FORM,
     FIRST_FORM,
     RECORD_ID,
     _form_definitions,
     _writer,
     event_name,
     forms,
+    study_forms,
 )
 
 
@@ -29,17 +32,22 @@ class _Layout:
     header: tuple[str, ...]
     form_of: dict[str, str]
     variables: dict[str, tuple]  # questionnaire -> variables written (checkbox: options only)
+    own: dict[str, tuple]  # the timepoint's own forms (receipt code, derived) -> variables
 
 
 def records_layout(catalog) -> _Layout:
     form_of = forms(catalog)
     definitions = _form_definitions(catalog)
+    own = study_forms(catalog.study)
     header = [RECORD_ID, "redcap_event_name", "site", f"{FIRST_FORM}_complete"]
     for form, definition in definitions.items():
         header.extend(v.name for v in _written(definition))
         header.append(f"{form}_complete")
+    for form, written in own.items():
+        header.extend(v.name for v in written)
+        header.append(f"{form}_complete")
     variables = {qid: _written(catalog.questionnaires[qid]) for qid in form_of}
-    return _Layout(tuple(header), form_of, variables)
+    return _Layout(tuple(header), form_of, variables, own)
 
 
 def _written(definition: Questionnaire) -> tuple:
@@ -55,6 +63,19 @@ def _value(variable, record: ExportRecord) -> str:
     if isinstance(value, str) and value in NON_ANSWERS and variable.kind == "item":
         return ""  # declined / not applicable: REDCap leaves the field empty
     return cell(value)
+
+
+def _own_values(row: dict, record: ExportRecord, layout: _Layout) -> None:
+    """The timepoint's receipt code and derived values, where it has them."""
+    values = record.assessment
+    if values.receipt_code is not None and ASSESSMENT_FORM in layout.own:
+        for variable in layout.own[ASSESSMENT_FORM]:
+            row[variable.name] = cell(value_of(variable, record))
+        row[f"{ASSESSMENT_FORM}_complete"] = "2"
+    if values.derived and DERIVED_FORM in layout.own:
+        for variable in layout.own[DERIVED_FORM]:
+            row[variable.name] = cell(value_of(variable, record))
+        row[f"{DERIVED_FORM}_complete"] = "2"
 
 
 def write_records(stream: TextIO, records: Iterable[ExportRecord], catalog) -> int:
@@ -97,6 +118,7 @@ def write_records(stream: TextIO, records: Iterable[ExportRecord], catalog) -> i
             else:
                 row = {RECORD_ID: record.study_code}
             row["redcap_event_name"] = event_name(record.timepoint)
+            _own_values(row, record, layout)
             last_key = key
         form = layout.form_of[record.questionnaire]
         status = f"{form}_complete"
