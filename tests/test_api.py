@@ -124,6 +124,9 @@ def test_token_is_shown_once_and_only_its_hash_is_kept(app):
     assert listed.exit_code == 0 and "stats" in listed.output and token[:8] in listed.output
     assert token not in listed.output
     assert get(app, "/api/v1/participants", token).status_code == 200
+    with app.app_context():
+        used = rows(get_db(), "SELECT last_used_at FROM api_tokens WHERE name = 'stats'")[0]
+    assert used["last_used_at"] is not None
 
 
 def test_revoked_token_is_refused_at_once(app):
@@ -473,6 +476,9 @@ def test_response_filters_and_by_uuid(app, tokens):
     assert get(app, "/api/v1/responses", token, submitted_since=later).get_json()["data"] == []
     since = get(app, "/api/v1/responses", token, submitted_since="2000-01-01T00:00:00Z")
     assert len(since.get_json()["data"]) == 6
+    newest = max(r["submitted_at"] for r in since.get_json()["data"])
+    at = get(app, "/api/v1/responses", token, submitted_since=newest).get_json()["data"]
+    assert [r["submitted_at"] for r in at] == [newest]  # inclusive
     one = get(app, f"/api/v1/responses/{odi[0]['uuid']}", token)
     assert one.status_code == 200 and one.get_json()["data"] == odi[0]
     with app.app_context():

@@ -387,3 +387,12 @@ def test_audit_trail_exports_with_the_chain_checked(tmp_path):
     verdict = json.loads(broken.read_text(encoding="utf-8"))["verification"]
     assert verdict["intact"] is False
     assert verdict["problems"][0].startswith("audit row 1: its content does not match its hash")
+
+
+def test_dates_far_outside_any_study_are_refused_clearly(tmp_path):
+    app = make_app(tmp_path / "far.sqlite")
+    runner = app.test_cli_runner()
+    for option, value in (("--from", "0001-01-01"), ("--to", "9999-12-31")):
+        out = runner.invoke(args=["export", "--format", "csv-long", "-o", "-", option, value])
+        assert out.exit_code != 0
+        assert f"{option} {value} is outside the years 1900-2999" in out.output

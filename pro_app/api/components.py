@@ -5,7 +5,7 @@ from __future__ import annotations
 from ..domain.schedule import STATES
 from ..exports.variables import study_order
 from .errors import CODES
-from .params import MAX_CURSOR, MAX_LIMIT
+from .params import DEFAULT_LIMIT, MAX_CURSOR, MAX_LIMIT
 from .people import STATUSES
 
 DATE = {"type": "string", "format": "date"}
@@ -186,7 +186,7 @@ def parameters(study) -> dict:
     return {
         "limit": query(
             "limit",
-            {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT, "default": 100},
+            {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT, "default": DEFAULT_LIMIT},
             "Items per page.",
         ),
         "cursor": query(

@@ -62,6 +62,9 @@ def unknown_values(filters: Filters, study) -> list[str]:
         for value in given:
             if value not in ids:
                 problems.append(f"unknown {name} '{value}' (known: {', '.join(ids)})")
+    for option, day in (("--from", filters.date_from), ("--to", filters.date_to)):
+        if day is not None and not 1900 <= day.year <= 2999:
+            problems.append(f"{option} {day} is outside the years 1900-2999; give a real date")
     if filters.date_from and filters.date_to and filters.date_from > filters.date_to:
         problems.append(f"--from {filters.date_from} is after --to {filters.date_to}")
     return problems

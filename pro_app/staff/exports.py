@@ -142,7 +142,8 @@ def _own_job(job_id: str) -> dict:
 @bp.get("/exports/<job_id>")
 @staff_route(*EXPORTERS)
 def export_job(job_id: str):
-    """How far the export has come; reloads itself every 2 s while it runs (no script)."""
+    """How far the export has come. While it runs, app.js fetches this page every 2 s and
+    swaps in the new progress; without script, a button updates the page."""
     job = _own_job(job_id)
     active = job["status"] in export_jobs.ACTIVE
     return render_template(
@@ -150,7 +151,6 @@ def export_job(job_id: str):
         job=job,
         filters=export_jobs.filters_of(job),
         active=active,
-        follow=active and request.args.get("refresh") != "off",
         interrupted=job["error"] == export_jobs.INTERRUPTED,
         when=_when,
     )

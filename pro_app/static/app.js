@@ -155,7 +155,26 @@
       }).catch(function () {});
   }
 
+  function followJob() {
+    // A running export's page: fetch it again every 2 s and swap in the new progress.
+    var box = document.getElementById("job-status");
+    if (!box || !box.hasAttribute("data-follow") || !window.DOMParser) { return; }
+    window.setTimeout(function () {
+      fetch(window.location.href, { credentials: "same-origin" })
+        .then(function (reply) { return reply.ok ? reply.text() : null; })
+        .then(function (html) {
+          if (html === null) { return; }
+          var fresh = new DOMParser().parseFromString(html, "text/html").getElementById("job-status");
+          if (!fresh) { return; }
+          box.innerHTML = fresh.innerHTML;
+          if (fresh.hasAttribute("data-follow")) { followJob(); } else { box.removeAttribute("data-follow"); }
+        })
+        .catch(function () { followJob(); });
+    }, 2000);
+  }
+
   function init() {
+    followJob();
     var forms = document.querySelectorAll("form[data-save-form]");
     for (var i = 0; i < forms.length; i++) { attach(forms[i]); }
   }
