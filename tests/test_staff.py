@@ -162,7 +162,13 @@ def clients(app):
 
 def _requests(app):
     """Every staff route, with example arguments, as (method, path, endpoint)."""
-    examples = {"code": "BTB-0001", "timepoint": "screening", "alert_id": "1", "job_id": "x"}
+    examples = {
+        "code": "BTB-0001",
+        "timepoint": "screening",
+        "alert_id": "1",
+        "job_id": "x",
+        "token_id": "1",
+    }
     found = []
     for rule in app.url_map.iter_rules():
         if not rule.endpoint.startswith("staff.") or rule.endpoint in AUTH_ENDPOINTS:
