@@ -26,7 +26,19 @@ def create_app(test_config: dict | None = None) -> Flask:
     if not database.is_absolute():
         app.config["DATABASE"] = str(Path(app.instance_path).parent / database)
 
-    from . import api, database, errors, i18n, logs, participant, pwa, security, staff, views
+    from . import (
+        api,
+        database,
+        errors,
+        i18n,
+        logs,
+        participant,
+        pwa,
+        security,
+        staff,
+        study_state,
+        views,
+    )
     from .cli import register_commands
 
     database.init_app(app)
@@ -34,6 +46,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     logs.init_app(app)
     i18n.init_app(app)
     security.init_app(app)
+    study_state.init_app(app)
     app.register_blueprint(views.bp)
     app.register_blueprint(participant.bp)
     app.register_blueprint(pwa.bp)
@@ -41,6 +54,14 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.register_blueprint(api.bp)
     register_commands(app)
     _asset_urls(app)
+    proxies = int(app.config.get("PROXY_COUNT") or 0)
+    if proxies:
+        from werkzeug.middleware.proxy_fix import ProxyFix
+
+        # Trust exactly this many proxies for the client address, scheme, host and prefix.
+        app.wsgi_app = ProxyFix(
+            app.wsgi_app, x_for=proxies, x_proto=proxies, x_host=proxies, x_prefix=proxies
+        )
     return app
 
 

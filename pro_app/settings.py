@@ -54,6 +54,23 @@ SETTINGS = (
         "response; see the README, 'Sync'.",
     ),
     Setting(
+        "PROXY_COUNT",
+        0,
+        "How many reverse proxies stand in front of the app (their X-Forwarded-* headers "
+        "are trusted); 0 when clients connect directly.",
+    ),
+    Setting(
+        "BACKUP_DIR",
+        "instance/backups",
+        "Folder where `flask backup` writes encrypted snapshots and their manifests.",
+    ),
+    Setting(
+        "BACKUP_RECIPIENT",
+        "",
+        "Public key (age, 'age1...') that backups are encrypted to; the private key is "
+        "kept off this server.",
+    ),
+    Setting(
         "CONTACT_KEY",
         "",
         "Fernet key that encrypts contact details (make one with "

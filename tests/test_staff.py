@@ -173,7 +173,9 @@ def _requests(app):
     for rule in app.url_map.iter_rules():
         if not rule.endpoint.startswith("staff.") or rule.endpoint in AUTH_ENDPOINTS:
             continue
-        path = re.sub(r"<(?:[^:<>]+:)?([^<>]+)>", lambda m: examples[m.group(1)], rule.rule)
+        path = re.sub(
+            r"<(?:[^:<>]+:)?([^<>]+)>", lambda m: examples.get(m.group(1), "1"), rule.rule
+        )
         method = "GET" if "GET" in rule.methods else "POST"
         found.append((method, path, rule.endpoint))
     return found

@@ -372,3 +372,13 @@ CREATE INDEX export_jobs_staff ON export_jobs(staff_id, created_at);
 def export_jobs(db) -> None:
     """Export jobs and their progress."""
     db.executescript(EXPORT_JOBS)
+
+
+# Later parts keep their migrations in modules of their own; the order of these imports is
+# the order in which the migrations run.
+from . import (  # noqa: E402, I001 - after `migrations` exists, in this order
+    migrations_rescoring,  # noqa: F401
+    migrations_study,  # noqa: F401
+    migrations_paper,  # noqa: F401
+    migrations_review,  # noqa: F401
+)
