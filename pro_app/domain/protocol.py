@@ -105,6 +105,25 @@ class ScoringOverride(Strict):
     prorate: StrictBool | None = None
 
 
+class Paper(Strict):
+    """Paper back-up forms entered by staff."""
+
+    double_entry: StrictBool = False  # two staff members enter each form independently
+    late_entry_days: int = Field(default=14, ge=0)  # after the window closes, with a reason
+
+
+class Corrections(Strict):
+    """Data change requests: who approves a correction of a submitted answer."""
+
+    approval: Literal["second_person", "password"] = "second_person"
+
+
+class Retention(Strict):
+    """How long contact details are kept after the last timepoint's window closes."""
+
+    contact_days_after_follow_up: int = Field(default=90, ge=0)
+
+
 class Study(Strict):
     id: Identifier
     title: LocalText
@@ -119,6 +138,9 @@ class Study(Strict):
     reminders: Reminders = Reminders()
     messages: Messages | None = None
     scoring: dict[Identifier, dict[Identifier, ScoringOverride]] = {}
+    paper: Paper = Paper()
+    corrections: Corrections = Corrections()
+    retention: Retention = Retention()
     content_hash: str = ""
     source: str = ""
 
