@@ -424,3 +424,38 @@ def test_the_sync_page_shows_each_target_and_retries_dead_messages(app, servers)
     assert client.post("/staff/sync/retry", data={"target": "nope"}).status_code == 302
     drain(app, targets(servers))
     assert_all_arrived_once(app, servers)
+
+
+def test_reconcile_finds_what_a_target_changed_or_lost(app, servers):
+    drain(app, targets(servers))
+    first = messages(app)[0]
+    # Someone edits a form in REDCap by hand, and a FHIR resource disappears.
+    redcap = servers["redcap"]
+    with app.app_context():
+        loaded = load(get_db(), catalog_for(app), first["message_id"])
+        worker = Worker(get_db(), catalog_for(app), targets(servers), BASE_URL)
+        ours = worker.adapters["redcap"].rows(loaded)[-1]
+    field = next(
+        name
+        for name, value in ours.items()
+        if name not in ("study_code", "redcap_event_name") and value not in ("", "2")
+    )
+    with redcap._lock:
+        redcap.data[(first["code"], "baseline_arm_1")][field] = "999"
+    fhir = servers["fhir"]
+    key = f"{BASE_URL}/fhir/response-id|{first['uuid']}"
+    with fhir._lock:
+        for resource_id, history in list(fhir.history.items()):
+            if history[-1]["identifier"]["value"] == first["uuid"]:
+                del fhir.history[resource_id]
+    assert fhir.matching(key) == []
+    app.config["SYNC_TARGETS"] = [t.model_dump() for t in targets(servers)]
+    out = app.test_cli_runner().invoke(args=["sync", "reconcile", "--json"])
+    assert out.exit_code == 1
+    lines = [json.loads(x) for x in out.output.splitlines() if x.startswith("{")]
+    differs = {
+        (x["target"], x["message_id"]): x["detail"] for x in lines if x["state"] == "differs"
+    }
+    assert set(differs) == {("redcap", first["message_id"]), ("fhir", first["message_id"])}
+    assert field in differs[("redcap", first["message_id"])]
+    assert "does not hold it" in differs[("fhir", first["message_id"])]
