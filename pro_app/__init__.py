@@ -6,6 +6,7 @@ from pathlib import Path
 
 from flask import Flask
 
+from . import startup
 from .settings import ROOT, defaults
 
 
@@ -25,11 +26,15 @@ def create_app(test_config: dict | None = None) -> Flask:
     database = Path(app.config["DATABASE"])
     if not database.is_absolute():
         app.config["DATABASE"] = str(Path(app.instance_path).parent / database)
+    # Serving outside the demo and the tests refuses an unsafe configuration (startup.py);
+    # other commands still start, so that they can be used to fix it (`flask doctor`).
+    startup.check_start(app)
 
     from . import (
         api,
         database,
         errors,
+        health,
         i18n,
         logs,
         participant,
@@ -52,6 +57,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.register_blueprint(pwa.bp)
     app.register_blueprint(staff.bp)
     app.register_blueprint(api.bp)
+    app.register_blueprint(health.bp)
     register_commands(app)
     _asset_urls(app)
     proxies = int(app.config.get("PROXY_COUNT") or 0)
@@ -80,4 +86,5 @@ def _asset_urls(app: Flask) -> None:
         return url_for("static", filename=filename, v=versions[filename])
 
     app.jinja_env.globals["asset"] = asset
-    app.config.setdefault("SEND_FILE_MAX_AGE_DEFAULT", 365 * 24 * 3600)
+    if app.config.get("SEND_FILE_MAX_AGE_DEFAULT") is None:  # Flask's default is None
+        app.config["SEND_FILE_MAX_AGE_DEFAULT"] = 365 * 24 * 3600

@@ -3,28 +3,33 @@
 from __future__ import annotations
 
 import logging
-import secrets
 
-from flask import Flask, g, render_template
+from flask import Flask, render_template, request
 from werkzeug.exceptions import HTTPException, InternalServerError
+
+from .logs import request_id
 
 log = logging.getLogger(__name__)
 
+__all__ = ["request_id", "init_app"]
 
-def request_id() -> str:
-    """A short id for this request, shown on error pages and written to the log."""
-    if "request_id" not in g:
-        g.request_id = secrets.token_hex(4)
-    return g.request_id
+
+def _page(code: int):
+    # The id on the page is the one in the log line: a participant can quote it.
+    audience = "staff" if request.blueprint == "staff" else "participant"
+    return render_template("error.html", code=code, request_id=request_id(), audience=audience)
 
 
 def _http_error(error: HTTPException):
-    return render_template("error.html", code=error.code, request_id=request_id()), error.code
+    return _page(error.code), error.code
 
 
 def _server_error(error: Exception):
-    log.error("request %s failed", request_id(), exc_info=error)
-    return render_template("error.html", code=500, request_id=request_id()), 500
+    original = getattr(error, "original_exception", None) or error
+    # The log line has the request id, route and the exception's type and stack, never its
+    # message or local values (pro_app/logs.py).
+    log.error("request failed", exc_info=original)
+    return _page(500), 500
 
 
 def init_app(app: Flask) -> None:

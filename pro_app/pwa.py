@@ -2,10 +2,22 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, current_app, jsonify, send_from_directory
+import hashlib
+import json
+from pathlib import Path
+
+from flask import Blueprint, Flask, current_app, jsonify, request
 from flask_babel import gettext as _
 
 bp = Blueprint("pwa", __name__)
+
+# What the worker keeps for offline use: the files every page links through asset() in
+# base.html (a test checks that the two lists agree), and the offline page itself.
+SHELL_FILES = ("app.css", "app.js", "icon.svg")
+OFFLINE_PAGE = "/offline"
+# The offline page is built from these templates and the compiled translations: a change
+# to any of them is a new release of the shell as much as a changed stylesheet is.
+SHELL_TEMPLATES = ("base.html", "participant/offline.html")
 
 
 @bp.get("/manifest.webmanifest")
@@ -20,11 +32,12 @@ def manifest():
             "display": "standalone",
             "background_color": "#ffffff",
             "theme_color": "#0b4fa3",
+            # Hashed URLs like every other static file's, so they may be cached for a year.
             "icons": [
-                {"src": "/static/icon.svg", "sizes": "any", "type": "image/svg+xml"},
-                {"src": "/static/icon-192.png", "sizes": "192x192", "type": "image/png"},
+                {"src": asset_url("icon.svg"), "sizes": "any", "type": "image/svg+xml"},
+                {"src": asset_url("icon-192.png"), "sizes": "192x192", "type": "image/png"},
                 {
-                    "src": "/static/icon-512.png",
+                    "src": asset_url("icon-512.png"),
                     "sizes": "512x512",
                     "type": "image/png",
                     "purpose": "any maskable",
@@ -38,8 +51,65 @@ def manifest():
 
 @bp.get("/sw.js")
 def service_worker():
-    """The service worker, from the root so that its scope is the whole site."""
-    response = send_from_directory(current_app.static_folder, "sw.js", max_age=0)
+    """The service worker, from the root so that its scope is the whole site.
+
+    The script is static/sw.js with this release in front of it: a version (a hash of the
+    worker, the shell files and what the offline page is made of) and the shell's URLs as
+    pages link them. A new release changes the script's bytes, so the browser, which checks
+    /sw.js on each navigation (no-cache), installs the new worker; its cache is named after
+    the version, and the old release's cache is deleted when it takes over.
+    """
+    version = release_version(current_app)
+    shell = [asset_url(name) for name in SHELL_FILES] + [OFFLINE_PAGE]
+    release = json.dumps({"version": version, "shell": shell}, sort_keys=True)
+    body = f"self.RELEASE = {release};\n" + _worker_source(current_app)
+    response = current_app.response_class(body, mimetype="text/javascript")
     response.headers["Service-Worker-Allowed"] = "/"
+    # no-cache: a browser may keep it, but asks us (If-None-Match) before each use.
     response.headers["Cache-Control"] = "no-cache"
-    return response
+    response.set_etag(hashlib.sha256(body.encode()).hexdigest()[:32])
+    return response.make_conditional(request)
+
+
+def asset_url(filename: str) -> str:
+    """The URL a page uses for a static file (with its content hash), from base.html's asset()."""
+    return current_app.jinja_env.globals["asset"](filename)
+
+
+def release_version(app: Flask) -> str:
+    """A short hash of everything the worker caches or renders offline."""
+    return _release(app)[0]
+
+
+def _worker_source(app: Flask) -> str:
+    return _release(app)[1]
+
+
+def _release(app: Flask) -> tuple[str, str]:
+    """(version, worker source), worked out once per app like asset()'s hashes."""
+    cached = app.extensions.get("pro_sw_release")
+    if cached is None:
+        static = Path(app.static_folder)
+        source = (static / "sw.js").read_text(encoding="utf-8")
+        digest = hashlib.sha256()
+        _add(digest, "sw.js", source.encode())
+        for name in SHELL_FILES:
+            _add(digest, name, (static / name).read_bytes())
+        loader = app.jinja_env.loader
+        for name in SHELL_TEMPLATES:
+            text, _filename, _uptodate = loader.get_source(app.jinja_env, name)
+            _add(digest, name, text.encode())
+        folders = str(app.config.get("BABEL_TRANSLATION_DIRECTORIES") or "translations")
+        for folder in folders.split(";"):
+            for catalogue in sorted((Path(app.root_path) / folder).glob("*/LC_MESSAGES/*.mo")):
+                language = catalogue.parent.parent.name
+                _add(digest, f"{language}/{catalogue.name}", catalogue.read_bytes())
+        cached = (digest.hexdigest()[:16], source)
+        app.extensions["pro_sw_release"] = cached
+    return cached
+
+
+def _add(digest, name: str, data: bytes) -> None:
+    # Name and length first, so that moving bytes from one file to the next is a change too.
+    digest.update(f"{name}\0{len(data)}\0".encode())
+    digest.update(data)

@@ -54,6 +54,12 @@ SETTINGS = (
         "response; see the README, 'Sync'.",
     ),
     Setting(
+        "LOG_FORMAT",
+        None,
+        "How the app writes log lines to standard error: json (one object per line; the "
+        "default) or text (the demo's default).",
+    ),
+    Setting(
         "PROXY_COUNT",
         0,
         "How many reverse proxies stand in front of the app (their X-Forwarded-* headers "

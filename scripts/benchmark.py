@@ -219,6 +219,8 @@ class Gunicorn:
             sys.executable,
             "-m",
             "gunicorn",
+            "--config",  # not ./gunicorn.conf.py: both apps run alike, as in decision 0013
+            "/dev/null",
             "-w",
             str(workers),
             "-k",

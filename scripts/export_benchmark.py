@@ -18,16 +18,17 @@ What it does:
    participant), and for each assessment its responses as a participant's phone leaves them:
    the answer journal page save by page save (some answers changed on a second save of the
    page), submitted responses with their scores computed by the real scoring function
-   (pro_app.domain.scoring.score) and their safety alerts. About 10 % of assessments are
-   missed (15 % of the weekly ones), 4 % of responses are left in progress and 2 % never
-   started; declined and not applicable answers appear where an item allows them (about 5 %
-   each), and display conditions hide what they hide. Answer sheets are drawn from a pool of
-   scored sheets per questionnaire (so scoring does not dominate the build). The audit trail
+   (pro_app.domain.scoring.score) and their safety alerts. About 8 % of assessments are
+   missed (15 % at timepoints with reminders of their own, the weekly ones), 4 % of
+   responses are left in progress and 2 % never started; declined and not applicable
+   answers appear where an item allows them (about 5 % each), and display conditions hide
+   what they hide. Answer sheets are drawn from a pool of scored sheets per questionnaire
+   (so scoring does not dominate the build). The audit trail
    holds a hash-chained row per enrolment and per submit (the real trail also has a row per
    page save, so it is several times longer); invites, page saves and the outbox are left
    empty: no export reads them. The size parameters are stored in the file
-   (`benchmark_params`); a file with the same ones is reused, and a file without that table
-   is never overwritten.
+   (`benchmark_params`); a file with the same ones and no pending migration is reused, one
+   without that table is never overwritten.
 
 2. The exports. Each format (pro_app.services.exporting.FORMATS, or those given with
    --format) runs in a fresh Python process, through the same service as `flask export`
@@ -126,7 +127,7 @@ def _real_value(item, rng: random.Random):
         most = min(3, item.max_selected or 3, len(codes))
         return sorted(rng.sample(codes, rng.randint(1, most)))
     if kind == "integer":
-        return rng.randint(item.min, item.min + max(1, (item.max - item.min) // 4))
+        return rng.randint(item.min, min(item.max, item.min + max(1, (item.max - item.min) // 4)))
     if kind == "text":
         return rng.choice(TEXTS)
     if kind == "date":
@@ -201,6 +202,19 @@ def stored_params(path: Path) -> dict | None:
     return json.loads(row[0]) if row else None
 
 
+def pending_migrations(path: Path) -> list[str]:
+    """Migrations the app has and the file lacks (its data would miss their columns)."""
+    import sqlite_utils
+
+    from pro_app.storage.schema import migrations
+
+    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        return [m.name for m in migrations.pending(sqlite_utils.Database(conn))]
+    finally:
+        conn.close()
+
+
 def _remove(path: Path) -> None:
     for suffix in ("", "-wal", "-shm", "-journal"):
         Path(f"{path}{suffix}").unlink(missing_ok=True)
@@ -215,6 +229,26 @@ def _receipt(number: int) -> str:
         number, digit = divmod(number, base)
         letters.append(RECEIPT_ALPHABET[digit])
     return f"{''.join(letters[:4])}-{''.join(letters[4:])}"
+
+
+INSERTS = {
+    "participants": "INSERT INTO participants (id, study_code, site, language, enrolled_on,"
+    " day0, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+    "assessments": "INSERT INTO assessments (id, participant_id, timepoint, target_day,"
+    " first_day, last_day, opens_at, closes_at, late_from, can_be_late, completed_at,"
+    " receipt_code) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    "responses": "INSERT INTO responses (id, uuid, assessment_id, questionnaire,"
+    " definition_version, definition_hash, status, started_at, submitted_at, submission_id)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    "answers": "INSERT INTO answers (response_id, item, value, save_id, client_time,"
+    " server_time, actor) VALUES (?, ?, ?, ?, ?, ?, ?)",
+    "scores": "INSERT INTO scores (response_id, score, value, reason, definition_version,"
+    " definition_hash, computed_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+    "alerts": "INSERT INTO alerts (response_id, participant_id, site, alert, raised_at)"
+    " VALUES (?, ?, ?, ?, ?)",
+    "audit": "INSERT INTO audit (at, actor, role, action, entity, entity_id, field, old_value,"
+    " new_value, reason, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+}
 
 
 class Builder:
@@ -235,17 +269,7 @@ class Builder:
         self.chain_hash = audit.chain_hash
         self.head = audit.GENESIS
         self.ids = {"assessment": 0, "response": 0, "receipt": 0}
-        self.counts = dict.fromkeys(
-            ("participants", "assessments", "responses", "answers", "scores", "alerts", "audit"),
-            0,
-        )
-        self._clear()
-
-    def _clear(self) -> None:
-        self.rows: dict[str, list] = {
-            t: [] for t in ("participants", "assessments", "responses", "answers", "scores")
-        }
-        self.rows.update(alerts=[], audit=[])
+        self.rows: dict[str, list] = {table: [] for table in INSERTS}
 
     def _audit(self, at, actor, role, action, entity, entity_id, field=None, old=None, new=None):
         row = {
@@ -271,7 +295,7 @@ class Builder:
         rng, study = self.rng, self.study
         code = f"BTB-{number:04d}"
         if not study.code_is_valid(code):
-            raise SystemExit(f"{code} does not match the study's code pattern: use fewer")
+            raise SystemExit(f"{code} does not match {study.code_pattern}: use fewer participants")
         site = rng.choice(study.sites).id
         language = "nb" if rng.random() < 0.85 else "en"
         enrolled = dt.date(2024, 1, 8) + dt.timedelta(days=rng.randrange(365))
@@ -387,31 +411,11 @@ class Builder:
         return moment + dt.timedelta(minutes=1), submitted_at
 
     def flush(self, conn: sqlite3.Connection) -> None:
-        statements = {
-            "participants": "INSERT INTO participants (id, study_code, site, language,"
-            " enrolled_on, day0, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-            "assessments": "INSERT INTO assessments (id, participant_id, timepoint, target_day,"
-            " first_day, last_day, opens_at, closes_at, late_from, can_be_late, completed_at,"
-            " receipt_code) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            "responses": "INSERT INTO responses (id, uuid, assessment_id, questionnaire,"
-            " definition_version, definition_hash, status, started_at, submitted_at,"
-            " submission_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            "answers": "INSERT INTO answers (response_id, item, value, save_id, client_time,"
-            " server_time, actor) VALUES (?, ?, ?, ?, ?, ?, ?)",
-            "scores": "INSERT INTO scores (response_id, score, value, reason,"
-            " definition_version, definition_hash, computed_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-            "alerts": "INSERT INTO alerts (response_id, participant_id, site, alert, raised_at)"
-            " VALUES (?, ?, ?, ?, ?)",
-            "audit": "INSERT INTO audit (at, actor, role, action, entity, entity_id, field,"
-            " old_value, new_value, reason, prev_hash, hash)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        }
         conn.execute("BEGIN IMMEDIATE")
-        for table, sql in statements.items():
+        for table, sql in INSERTS.items():
             conn.executemany(sql, self.rows[table])
-            self.counts[table] += len(self.rows[table])
+            self.rows[table] = []
         conn.execute("COMMIT")
-        self._clear()
 
 
 def build_database(path: Path, catalog, participants: int, timepoints, seed: int) -> None:
@@ -452,14 +456,14 @@ def build_database(path: Path, catalog, participants: int, timepoints, seed: int
 
 
 def ensure_database(path: Path, catalog, participants: int, timepoints, seed: int) -> str:
-    """Reuse path when it was built with the same parameters, else build it."""
+    """Reuse path when it was built with the same parameters and schema, else build it."""
     wanted = params_of(catalog, participants, tuple(timepoints), seed)
     if path.exists():
         found = stored_params(path)
-        if found == wanted:
-            return "reused"
         if found is None:
             raise SystemExit(f"{path} exists and is not a benchmark database: not touching it")
+        if found == wanted and not pending_migrations(path):
+            return "reused"
     path.parent.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     build_database(path, catalog, participants, timepoints, seed)
@@ -694,7 +698,8 @@ def compare(small: dict, large: dict) -> list[dict]:
     for r in large["rows"]:
         if "error" in r or r["format"] not in before:
             continue
-        a, b = before[r["format"]]["own_mb"], r["own_mb"]
+        # + 0.0: no "-0.0" in the table
+        a, b = round(before[r["format"]]["own_mb"], 1) + 0.0, round(r["own_mb"], 1) + 0.0
         if r["memory"] == "in memory":
             verdict = "grows with the data (built in memory, as expected)"
         elif b - a > FLAT_MB:
@@ -702,7 +707,7 @@ def compare(small: dict, large: dict) -> list[dict]:
         else:
             verdict = "flat"
         found.append({"format": r["format"], "small": a, "large": b, "verdict": verdict})
-        print(f"{r['format']:<20} {a:>7.1f} {b:>7.1f} {b - a:>7.1f}  {verdict}")
+        print(f"{r['format']:<20} {a:>7.1f} {b:>7.1f} {round(b - a, 1) + 0.0:>7.1f}  {verdict}")
     return found
 
 

@@ -84,7 +84,9 @@ def test_no_instrument_knowledge_in_code(catalog):
     assert offenders == []
 
 
-def test_wsgi_entry_point_serves_the_app():
-    import wsgi
+def test_wsgi_entry_point_serves_the_app(monkeypatch):
+    import runpy
 
-    assert wsgi.app.test_client().get("/").status_code == 200
+    monkeypatch.setenv("PRO_DEMO", "1")
+    app = runpy.run_path(str(ROOT / "wsgi.py"))["app"]
+    assert app.test_client().get("/").status_code == 200

@@ -193,7 +193,7 @@ def test_wide_has_the_receipt_code_and_derived_values(app, tmp_path, partial):
 
 def test_long_has_derived_rows_and_a_receipt_code_column(app, tmp_path):
     rows = read(export(app, tmp_path, "csv-long", "--include-partial"))
-    assert list(rows[0])[-1] == "receipt_code"
+    assert list(rows[0])[-2:] == ["receipt_code", "source"]  # source: the paper part's column
     receipts = stored(app)["receipts"]
     for row in rows:
         assert row["receipt_code"] == (receipts[(row["study_code"], row["timepoint"])] or "")
@@ -205,7 +205,7 @@ def test_long_has_derived_rows_and_a_receipt_code_column(app, tmp_path):
             "eligible_pro",
             "",
         )
-        assert row["status"] == row["response_uuid"] == row["submitted_at"] == ""
+        assert row["status"] == row["response_uuid"] == row["submitted_at"] == row["source"] == ""
         if not row["value"]:
             check_reason(row["study_code"], row["reason"], app)
     # The derived row closes its participant's timepoint.

@@ -263,7 +263,7 @@ def test_codebook_lists_every_variable_in_both_languages(app, tmp_path):
     assert set(definitions) == {r["questionnaire"] for r in rows}
     for q, d in definitions.items():
         names = [r["name"] for r in rows if r["questionnaire"] == q]
-        expected = []
+        expected = [f"{q}_source"]  # where the answers came from: phone or paper
         for item in d.items:
             expected.append(item.id)
             if item.type == "multiple_choice":

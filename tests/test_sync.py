@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 import pytest
+from cryptography.fernet import Fernet
 
 from pro_app.catalog import catalog_for
 from pro_app.database import get_db
@@ -301,7 +302,8 @@ def start_worker(app, chosen) -> subprocess.Popen:
     env = {k: v for k, v in os.environ.items() if not k.startswith("PRO_")}
     env.update(
         PRO_DATABASE=app.config["DATABASE"],
-        PRO_SECRET_KEY="sync-test-secret-key",
+        PRO_SECRET_KEY="sync-test-secret-key-long-enough-for-the-start-checks",
+        PRO_CONTACT_KEY=Fernet.generate_key().decode(),
         PRO_BASE_URL=BASE_URL,
         PRO_SYNC_TARGETS=json.dumps([t.model_dump() for t in chosen]),
         no_proxy="*",

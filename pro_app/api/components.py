@@ -89,6 +89,12 @@ def schemas(study) -> dict:
         "definition_version": {"type": "string"},
         "definition_hash": {"type": "string"},
         "status": {"type": "string", "enum": ["submitted"]},
+        "source": {
+            "type": "string",
+            "enum": ["phone", "paper"],
+            "description": "Where the answers came from: the participant's phone, or a paper "
+            "form entered by staff (then submitted_on is the day it was filled in).",
+        },
         "started_at": TIME,
         "submitted_at": TIME,
         "submitted_on": {**DATE, "description": "The Oslo calendar day of submitted_at."},

@@ -27,7 +27,7 @@ from .people import participant_filter
 RESPONSES = """
 SELECT p.study_code, p.site, a.timepoint, a.target_day, a.first_day, a.last_day,
        r.id, r.uuid, r.questionnaire, r.version, r.definition_version, r.definition_hash,
-       r.status, r.started_at, r.submitted_at,
+       r.status, r.started_at, r.submitted_at, r.source, r.filled_on,
        {timepoint_rank} AS timepoint_rank, {questionnaire_rank} AS questionnaire_rank
 FROM participants p
 CROSS JOIN assessments a ON a.participant_id = p.id
@@ -53,6 +53,7 @@ def response_json(record: ExportRecord) -> dict:
         "definition_version": record.definition_version,
         "definition_hash": record.definition_hash,
         "status": record.status,
+        "source": record.source,
         "started_at": record.started_at,
         "submitted_at": record.submitted_at,
         "submitted_on": record.actual_date,

@@ -14,6 +14,7 @@ from ..storage import audit as audit_log
 from ..storage.contacts import ContactKeyError, cipher_for, new_key
 from ..storage.db import utc_now
 from ..storage.schema import upgrade
+from ..study_state import StudyLocked, ensure_open
 from .common import catalog_or_exit
 
 DATE = click.DateTime(["%Y-%m-%d"])
@@ -52,6 +53,7 @@ def participants_add(code, site, enrolled, day0, language, email, phone):
     study = catalog_or_exit().study
     db = get_db()
     upgrade(db)
+    _open_or_exit(db)
     try:
         cipher = cipher_for(current_app.config) if (email or phone) else None
         row = participants.add(
@@ -74,6 +76,14 @@ def participants_add(code, site, enrolled, day0, language, email, phone):
     _print_schedule(db, study, row)
 
 
+def _open_or_exit(db) -> None:
+    """Stop with the reason when the study is locked (nothing may change)."""
+    try:
+        ensure_open(db)
+    except StudyLocked as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
 def _print_schedule(db, study, participant) -> None:
     now = utc_now()
     for a in assessments.for_participant(db, participant["id"]):
@@ -91,6 +101,7 @@ def participants_day0(code, day0):
     """Set day 0 for participant CODE (the first time) and print the schedule."""
     study = catalog_or_exit().study
     db = get_db()
+    _open_or_exit(db)
     row = participants.by_code(db, code)
     if row is None:
         raise click.ClickException(f"no participant with study code '{code}'")
@@ -117,6 +128,7 @@ def invite(code, timepoint, revoke, reissue, qr):
     if revoke and reissue:
         raise click.UsageError("use --revoke or --reissue, not both")
     db = get_db()
+    _open_or_exit(db)
     participant = participants.by_code(db, code)
     if participant is None:
         raise click.ClickException(f"no participant with study code '{code}'")

@@ -13,8 +13,10 @@ from flask.cli import with_appcontext
 from ..database import get_db
 from ..domain.reminders import due_step
 from ..notify.send import NO_CONTACT, deliver
+from ..startup import refuse_unsafe
 from ..storage.contacts import cipher_for
 from ..storage.db import one, parse_stamp, utc_now
+from ..study_state import StudyLocked, ensure_open
 from .common import catalog_or_exit
 from .schedule import _Moment
 
@@ -36,6 +38,14 @@ def send(now, dry_run):
     window, never in quiet hours, never the same step twice; one run at a time.
     """
     study = catalog_or_exit().study
+    if not dry_run:
+        refuse_unsafe(current_app)  # links in messages must carry the real base URL
+    try:
+        ensure_open(get_db())
+    except StudyLocked as exc:
+        # Not an error for cron (which mails every failure): there is nothing to send.
+        click.echo(f"No reminders are sent: {exc}")
+        return
     zone = study.zone
     now = (now.replace(tzinfo=zone) if now and now.tzinfo is None else now) or utc_now()
     now = now.astimezone(dt.UTC)

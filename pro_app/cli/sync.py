@@ -12,6 +12,7 @@ from flask.cli import with_appcontext
 
 from ..database import get_db
 from ..staff.accounts import by_email
+from ..startup import refuse_unsafe
 from ..sync import queue
 from ..sync.config import TargetConfigError, parse_targets
 from ..sync.reconcile import reconcile, totals
@@ -38,6 +39,7 @@ def _targets(only: tuple[str, ...] = ()):
 
 
 def _worker(only=()) -> Worker:
+    refuse_unsafe(current_app)  # links and identifiers must carry the real base URL
     return Worker(get_db(), catalog_or_exit(), _targets(only), current_app.config["BASE_URL"])
 
 

@@ -4,6 +4,7 @@ Pure: no Flask, no SQL. The HTML page is built with html.escape (no template, no
 Given the study, the codebook starts with the values of each participant × timepoint that
 belong to no questionnaire (as in the wide file): the receipt code and the study's derived
 values with their reason columns (questionnaire empty; definition_hash the study's hash).
+Each questionnaire's variables follow its `<questionnaire>_source` (phone or paper).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from typing import TextIO
 
 from ..domain.model import Questionnaire
 from .csv_writers import csv_writer
-from .variables import Variable, assessment_variables, variables_for
+from .variables import Variable, assessment_variables, source_variable, variables_for
 
 HEADER = (
     "name",
@@ -89,7 +90,7 @@ def write_codebook_csv(
         writer.writerow(row(variable))
         count += 1
     for definition in definitions:
-        for variable in variables_for(definition):
+        for variable in (source_variable(definition), *variables_for(definition)):
             writer.writerow(row(variable))
             count += 1
     return count
@@ -175,7 +176,7 @@ def write_codebook_html(
             f"<p>Versjon {escape(d.version)}, innholds-hash <code>{escape(d.content_hash)}"
             f"</code>. <span lang='en'>{escape(d.title.en)}</span></p>\n" + _table_head()
         )
-        for variable in variables_for(d):
+        for variable in (source_variable(d), *variables_for(d)):
             stream.write(_variable_html(variable))
             count += 1
         stream.write("</tbody>\n</table>\n</section>\n")

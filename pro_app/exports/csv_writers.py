@@ -9,6 +9,10 @@ The assessment's own values go with each participant × timepoint: the wide file
 `<id>_reason`; the long file has a `receipt_code` column (last, so the earlier columns keep
 their places) and, after the responses of a timepoint, a row of kind `derived` per derived
 value of that timepoint.
+
+Each response's source (`phone`, or `paper` for a form entered by staff) is the wide file's
+`<questionnaire>_source` beside its status, and the long file's last column `source` (empty
+on derived rows).
 """
 
 from __future__ import annotations
@@ -31,7 +35,7 @@ from .variables import (
 
 BOM = "\ufeff"
 DELIMITERS = (",", ";")
-RESPONSE_META = ("status", "submitted_at", "definition_version")
+RESPONSE_META = ("status", "source", "submitted_at", "definition_version")
 WIDE_META = (
     "study_code",
     "site",
@@ -63,6 +67,7 @@ LONG_HEADER = (
     "started_at",
     "submitted_at",
     RECEIPT_CODE,
+    "source",
 )
 
 
@@ -140,6 +145,7 @@ def write_long(
             r.started_at,
             cell(r.submitted_at),
             cell(r.assessment.receipt_code),
+            r.source,
         )
         head = (r.study_code, r.site, r.timepoint, r.questionnaire)
         for item, value in r.items.items():
@@ -159,7 +165,7 @@ def _write_derived(writer, record: ExportRecord | None, first_day: str) -> int:
     head = (record.study_code, record.site, record.timepoint, "", "derived")
     no_response = ("",) * 5
     days = (record.target_day, record.first_day, record.last_day, first_day)
-    tail = (*no_response, *days, "", "", cell(record.assessment.receipt_code))
+    tail = (*no_response, *days, "", "", cell(record.assessment.receipt_code), "")
     for name, result in record.assessment.derived.items():
         writer.writerow((*head, name, cell(result.value), cell(result.reason), *tail))
     return len(record.assessment.derived)
@@ -178,7 +184,7 @@ class WideLayout:
 def wide_layout(study, definitions: Mapping, questionnaires: Iterable[str] = ()) -> WideLayout:
     """Columns: the assessment (with its receipt code), the derived values that read a
     chosen questionnaire (each with its reason), then per questionnaire (protocol order)
-    its status, submission time, definition version and variables.
+    its status, source, submission time, definition version and variables.
 
     Questionnaires that never share a timepoint may share variable names (a weekly
     variant of a questionnaire): those share one column. Names shared within a timepoint
@@ -234,6 +240,7 @@ def _fill(row: dict, record: ExportRecord, layout: WideLayout) -> None:
         raise ValueError(f"questionnaire {record.questionnaire} is not in the wide layout")
     q = record.questionnaire
     row[f"{q}_status"] = record.status
+    row[f"{q}_source"] = record.source
     row[f"{q}_submitted_at"] = cell(record.submitted_at)
     row[f"{q}_definition_version"] = record.definition_version
     for variable in layout.variables[q]:

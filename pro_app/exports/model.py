@@ -22,6 +22,7 @@ from ..domain.scoring import Score, ScoreSheet
 
 SUBMITTED = "submitted"
 PARTIAL = "partial"  # an in_progress response, exported only on request
+PHONE, PAPER = "phone", "paper"  # where the answers came from (ExportRecord.source)
 NOT_SCORED = "partial response: not scored until submitted"
 LIST_SEPARATOR = "|"
 
@@ -65,11 +66,13 @@ class ExportRecord:
     status: str  # submitted | partial
     started_at: str
     submitted_at: str | None
-    actual_date: str | None  # the Oslo calendar day of submitted_at
+    actual_date: str | None  # the Oslo calendar day of submitted_at (paper: filled in on)
     items: Mapping = field(default_factory=dict)  # item id -> value, definition order
     scores: Mapping = field(default_factory=dict)  # score id -> ScoreValue, definition order
     # The same object for every record of one participant × timepoint.
     assessment: AssessmentValues = field(default_factory=AssessmentValues)
+    # phone: answered by the participant on a device; paper: a paper form entered by staff.
+    source: str = PHONE
 
 
 @dataclass(frozen=True)
@@ -186,6 +189,8 @@ def build_record(
     display condition are dropped (they are not counted, as in scoring).
     scores: {score id: (value, reason)} as stored; a partial response has none.
     values: the assessment's receipt code and derived values (assessment_values).
+    The response's `source` (phone when the row has none) goes with the record; for a paper
+    form the actual date is the day it was filled in, not the day it was entered.
     """
     shown = effective_answers(definition, answers)
     items = {item.id: shown.get(item.id) for item in definition.items}
@@ -197,6 +202,10 @@ def build_record(
             score_values[rule.id] = ScoreValue(value, reason)
         else:
             score_values[rule.id] = ScoreValue(None, None if submitted else NOT_SCORED)
+    source = response.get("source") or PHONE
+    actual = local_day(response["submitted_at"], zone) if submitted else None
+    if submitted and source == PAPER and response.get("filled_on"):
+        actual = response["filled_on"]
     return ExportRecord(
         study_code=participant["study_code"],
         site=participant["site"],
@@ -212,10 +221,11 @@ def build_record(
         status=SUBMITTED if submitted else PARTIAL,
         started_at=utc_text(response["started_at"]),
         submitted_at=utc_text(response["submitted_at"]) if submitted else None,
-        actual_date=local_day(response["submitted_at"], zone) if submitted else None,
+        actual_date=actual,
         items=MappingProxyType(items),
         scores=MappingProxyType(score_values),
         assessment=values if values is not None else AssessmentValues(),
+        source=source,
     )
 
 

@@ -25,7 +25,7 @@ RESPONSE_SQL = """
 SELECT p.study_code, p.site, a.timepoint, a.target_day, a.first_day, a.last_day,
        a.id AS assessment_id, a.receipt_code,
        r.id, r.uuid, r.questionnaire, r.version, r.definition_version, r.definition_hash,
-       r.status, r.started_at, r.submitted_at
+       r.status, r.started_at, r.submitted_at, r.source, r.filled_on
 FROM responses r
 JOIN assessments a ON a.id = r.assessment_id
 JOIN participants p ON p.id = a.participant_id

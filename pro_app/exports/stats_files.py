@@ -9,10 +9,11 @@ same `WideLayout`); the values are typed:
   values, labelled "Vil ikke svare" / "Ikke aktuelt" or in English) and Stata extended
   missing `.a` / `.b` (labelled the same way);
 - text, date answers (which may be declined), a multiple-choice item's own column (the
-  codes joined with '|'), band scores (their text value), status, submission time (UTC,
-  ISO 8601) and definition version are strings. In a SPSS string variable `declined` /
-  `not_applicable` are "-7" / "-8", declared user-missing and labelled; Stata strings have no
-  missing codes, so there they are the words `declined` / `not_applicable`, as in the CSV;
+  codes joined with '|'), band scores (their text value), status, source (`phone` or
+  `paper`), submission time (UTC, ISO 8601) and definition version are strings. In a SPSS
+  string variable `declined` / `not_applicable` are "-7" / "-8", declared user-missing and
+  labelled; Stata strings have no missing codes, so there they are the words `declined` /
+  `not_applicable`, as in the CSV;
 - the assessment days (target, window, actual date) are dates (SPSS DATE11, Stata %td);
 - the receipt code and the reason a derived value is empty are strings; a derived value is
   0/1 with value labels, like a cut-off score.
@@ -84,6 +85,7 @@ META_LABELS = {
 }
 RESPONSE_LABELS = {
     "status": ("status (submitted eller partial)", "status (submitted or partial)"),
+    "source": ("kilde (phone eller paper)", "source (phone or paper)"),
     "submitted_at": ("sendt inn (UTC)", "submitted at (UTC)"),
     "definition_version": ("definisjonsversjon", "definition version"),
 }
@@ -200,6 +202,7 @@ def _wide_rows(records: Iterable[ExportRecord], layout: WideLayout, latest: list
             row = start_row(record, layout)
         q = record.questionnaire
         row[f"{q}_status"] = record.status
+        row[f"{q}_source"] = record.source
         row[f"{q}_submitted_at"] = record.submitted_at
         row[f"{q}_definition_version"] = record.definition_version
         for variable in layout.variables[q]:

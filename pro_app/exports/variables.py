@@ -7,7 +7,9 @@ fixes them. A multiple-choice item keeps its own column (the chosen codes joined
 
 Besides the questionnaires' variables, each participant × timepoint has the receipt code
 (`receipt_code`, kind `assessment`) and the study's derived values (`<id>`, kind `derived`,
-with `<id>_reason`, kind `reason`: why the value is empty), computed at export time.
+with `<id>_reason`, kind `reason`: why the value is empty), computed at export time. Each
+response also says where its answers came from: `<questionnaire>_source` (kind `response`),
+`phone` or `paper`.
 """
 
 from __future__ import annotations
@@ -223,6 +225,32 @@ def variables_for(definition: Questionnaire) -> tuple[Variable, ...]:
         found.extend(item_variables(definition, item))
     found.extend(score_variable(definition, rule) for rule in definition.scores)
     return tuple(found)
+
+
+SOURCE_CODES = (
+    ("phone", "Telefon (deltakeren svarte selv)", "Phone (answered by the participant)"),
+    ("paper", "Papirskjema registrert av studieteamet", "Paper form entered by the study team"),
+)
+
+
+def source_variable(definition: Questionnaire) -> Variable:
+    """`<questionnaire>_source`: phone, or a paper form entered by staff."""
+    return Variable(
+        name=f"{definition.id}_source",
+        questionnaire=definition.id,
+        kind="response",
+        label_nb="Hvor svarene kom fra",
+        label_en="Where the answers came from",
+        type="text",
+        source="source",
+        codes=SOURCE_CODES,
+        rule=(
+            "phone: the participant answered on a phone or computer; paper: a paper form "
+            "entered by staff (actual_date is then the day the form was filled in)"
+        ),
+        definition_version=definition.version,
+        definition_hash=definition.content_hash,
+    )
 
 
 RECEIPT_CODE = "receipt_code"

@@ -31,6 +31,14 @@ def send_email(config, *, to: str, subject: str, body: str) -> str:
             if config.get("SMTP_USER"):
                 smtp.login(config["SMTP_USER"], config.get("SMTP_PASSWORD") or "")
             smtp.send_message(message)
+    except smtplib.SMTPRecipientsRefused as exc:
+        # The server's text names the address; what is kept (deliveries, audit) must not.
+        codes = sorted({code for code, _text in exc.recipients.values()})
+        raise DeliveryError(f"the e-mail server refused the recipient (SMTP {codes})") from None
+    except smtplib.SMTPResponseException as exc:
+        code = exc.smtp_code
+        raise DeliveryError(f"the e-mail server refused the message (SMTP {code})") from None
     except (smtplib.SMTPException, OSError) as exc:
-        raise DeliveryError(f"the e-mail server refused or did not answer: {exc}") from exc
+        detail = type(exc).__name__ if to in str(exc) else str(exc)
+        raise DeliveryError(f"the e-mail server refused or did not answer: {detail}") from None
     return message["Message-ID"]

@@ -72,6 +72,7 @@ def invite_required(view):
         if visit is None:
             return render_template("participant/session_ended.html"), 401
         g.visit = visit
+        g.study_code = visit.participant["study_code"]  # pseudonymous; for the log line
         return view(*args, **kwargs)
 
     return wrapped

@@ -55,8 +55,16 @@ def submit(
     timepoint_questionnaires,
     submission_id: str,
     actor: str,
+    actor_role: str = "participant",
+    source: str = "phone",
+    entered_by: str | None = None,
+    filled_on: str | None = None,
 ) -> dict:
-    """Submit a response once; a repeat with any submission id returns the same result."""
+    """Submit a response once; a repeat with any submission id returns the same result.
+
+    A paper form entered by staff passes source="paper", who entered it, the day it was
+    filled in and the staff member's role (for the audit rows).
+    """
     with write(db):
         fresh = one(db, "SELECT * FROM responses WHERE id = ?", [response["id"]])
         if fresh["status"] != "in_progress":
@@ -94,22 +102,39 @@ def submit(
             audit.record(
                 db,
                 actor=actor,
-                role="participant",
+                role=actor_role,
                 action="alert.raise",
                 entity="response",
                 entity_id=fresh["uuid"],
                 new=alert,
                 at=now,
             )
-        db.execute(
-            "UPDATE responses SET status = 'submitted', submitted_at = ?, submission_id = ?,"
-            " definition_version = ?, definition_hash = ? WHERE id = ?",
-            (now, submission_id, sheet.version, sheet.content_hash, fresh["id"]),
-        )
+        if source == "phone":
+            db.execute(
+                "UPDATE responses SET status = 'submitted', submitted_at = ?, submission_id = ?,"
+                " definition_version = ?, definition_hash = ? WHERE id = ?",
+                (now, submission_id, sheet.version, sheet.content_hash, fresh["id"]),
+            )
+        else:  # one statement: a submitted response can no longer change (responses_frozen)
+            db.execute(
+                "UPDATE responses SET status = 'submitted', submitted_at = ?, submission_id = ?,"
+                " definition_version = ?, definition_hash = ?, source = ?, entered_by = ?,"
+                " filled_on = ? WHERE id = ?",
+                (
+                    now,
+                    submission_id,
+                    sheet.version,
+                    sheet.content_hash,
+                    source,
+                    entered_by,
+                    filled_on,
+                    fresh["id"],
+                ),
+            )
         audit.record(
             db,
             actor=actor,
-            role="participant",
+            role=actor_role,
             action="response.submit",
             entity="response",
             entity_id=fresh["uuid"],
@@ -132,19 +157,25 @@ def submit(
             "scores": sheet.values(),
             "notes": sheet.notes(),
         }
+        if source != "phone":
+            payload.update(source=source, filled_on=filled_on)
         db.execute(
             "INSERT INTO outbox (message_id, kind, response_id, payload, created_at)"
             " VALUES (?, 'response.submitted', ?, ?, ?)",
             (str(uuid.uuid4()), fresh["id"], json.dumps(payload, sort_keys=True), now),
         )
         crashpoint("submit.before_complete")
-        _complete_if_done(db, assessment, participant, timepoint_questionnaires, actor, now)
+        _complete_if_done(
+            db, assessment, participant, timepoint_questionnaires, actor, now, role=actor_role
+        )
         crashpoint("submit.before_commit")
         fresh = one(db, "SELECT * FROM responses WHERE id = ?", [fresh["id"]])
         return _outcome(db, assessment["id"], fresh, repeated=False, alerts=sheet.alerts)
 
 
-def _complete_if_done(db, assessment, participant, questionnaires, actor, now) -> None:
+def _complete_if_done(
+    db, assessment, participant, questionnaires, actor, now, role="participant"
+) -> None:
     submitted = {
         r["questionnaire"]
         for r in db.query(
@@ -165,7 +196,7 @@ def _complete_if_done(db, assessment, participant, questionnaires, actor, now) -
     audit.record(
         db,
         actor=actor,
-        role="participant",
+        role=role,
         action="assessment.complete",
         entity="assessment",
         entity_id=f"{participant['study_code']}/{assessment['timepoint']}",

@@ -69,6 +69,7 @@ def _participant_or_404(code: str) -> dict:
     if row is None:
         abort(404)
     require_site(g.staff, current_catalog().study, row["site"])
+    g.study_code = row["study_code"]  # pseudonymous; for the log line (pro_app/logs.py)
     return row
 
 

@@ -17,7 +17,7 @@ MESSAGE_SQL = """
 SELECT o.message_id, o.kind, o.payload, o.created_at, o.response_id,
        p.study_code, p.site, a.timepoint, a.target_day, a.first_day, a.last_day,
        r.uuid, r.questionnaire, r.version, r.definition_version, r.definition_hash,
-       r.status, r.started_at, r.submitted_at
+       r.status, r.started_at, r.submitted_at, r.source, r.filled_on
 FROM outbox o
 JOIN responses r ON r.id = o.response_id
 JOIN assessments a ON a.id = r.assessment_id

@@ -31,6 +31,7 @@ def body_of(message) -> dict:
         "response": {
             "response_id": record.response_uuid,
             "version": record.response_version,
+            "source": record.source,
             "study_code": record.study_code,
             "site": record.site,
             "timepoint": record.timepoint,

@@ -1,4 +1,8 @@
-"""FHIR QuestionnaireResponses: answers, absent answers and derived score items."""
+"""FHIR QuestionnaireResponses: answers, absent answers and derived score items.
+
+Extensions on each response: the timepoint, the site and the source of the answers
+(`phone`, or `paper` for a form entered by staff, then also the day it was filled in).
+"""
 
 from __future__ import annotations
 
@@ -11,7 +15,7 @@ from ...domain.model import (
     Questionnaire,
     Text,
 )
-from ..model import SUBMITTED, ExportRecord
+from ..model import PAPER, SUBMITTED, ExportRecord
 from ..variables import score_variable
 from .questionnaires import (
     ABSENT_CODES,
@@ -99,6 +103,7 @@ def questionnaire_response(record: ExportRecord, definition: Questionnaire, base
         "extension": [
             {"url": f"{base}/fhir/StructureDefinition/timepoint", "valueCode": record.timepoint},
             {"url": f"{base}/fhir/StructureDefinition/site", "valueCode": record.site},
+            {"url": f"{base}/fhir/StructureDefinition/source", "valueCode": record.source},
         ],
         "identifier": {"system": f"{base}/fhir/response-id", "value": record.response_uuid},
         "questionnaire": f"{url}|{record.definition_version}",
@@ -108,6 +113,10 @@ def questionnaire_response(record: ExportRecord, definition: Questionnaire, base
         },
         "authored": record.submitted_at if submitted else record.started_at,
     }
+    if record.source == PAPER and record.actual_date:
+        resource["extension"].append(
+            {"url": f"{base}/fhir/StructureDefinition/filled-on", "valueDate": record.actual_date}
+        )
     if items:
         resource["item"] = items
     return resource
