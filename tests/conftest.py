@@ -53,3 +53,29 @@ def runner(app):
 def definition(yaml_text: str, file: str = "test.yaml"):
     """Load a definition written inline in a test (dedented)."""
     return load_questionnaire_text(textwrap.dedent(yaml_text), file)
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """One headless Debian chromium for the whole session, shared by every test that uses a
+    browser (Playwright's sync API allows one at a time) (skip without it; fail when CI is set)."""
+    from tests.browser.conftest import CHROMIUM, CHROMIUM_ARGS
+
+    reason = None
+    if not Path(CHROMIUM).exists():
+        reason = f"{CHROMIUM} is missing (apt-get install -y chromium)"
+    else:
+        try:
+            from playwright.sync_api import sync_playwright
+        except ImportError as exc:  # pragma: no cover - depends on the machine
+            reason = f"Python Playwright is not installed: {exc}"
+    if reason:
+        if os.environ.get("CI"):
+            pytest.fail(f"browser tests cannot run in CI: {reason}", pytrace=False)
+        pytest.skip(reason)
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            yield chromium
+        finally:
+            chromium.close()

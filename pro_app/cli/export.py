@@ -61,6 +61,12 @@ def _day(value: str | None, option: str) -> dt.date | None:
     help="Language of variable and value labels (sav, dta).",
 )
 @click.option(
+    "--all-versions",
+    is_flag=True,
+    help="csv-long: every version of a corrected response (response_version tells them "
+    "apart; the highest is current), not only the newest.",
+)
+@click.option(
     "--excel-safe",
     is_flag=True,
     help="CSV: start cells that look like a formula (=, +, -, @) with a quote, for Excel.",
@@ -78,6 +84,7 @@ def export_command(
     delimiter,
     bom,
     language,
+    all_versions,
     excel_safe,
 ):
     """Export scored data or the codebook to FILE.
@@ -89,7 +96,8 @@ def export_command(
     redcap-dictionary (with -events.csv and -mappings.csv beside it), redcap-records (an
     import file, one row per participant and event), sav and dta (SPSS and Stata, the wide
     shape; declined and not applicable as user-missing -7/-8, or .a/.b), audit-csv and
-    audit-json (the audit trail, after checking its hash chain). Dates are Oslo
+    audit-json (the audit trail, after checking its hash chain), signatures (investigators'
+    sign-offs, with whether each still covers the current responses). Dates are Oslo
     calendar days; a partial response is dated by its start. Contact details are never
     exported.
     """
@@ -106,6 +114,7 @@ def export_command(
         date_from=_day(date_from, "--from"),
         date_to=_day(date_to, "--to"),
         include_partial=include_partial,
+        all_versions=all_versions,
     )
     problems = unknown_values(filters, catalog.study)
     if problems:

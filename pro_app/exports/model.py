@@ -85,6 +85,7 @@ class Filters:
     date_from: dt.date | None = None
     date_to: dt.date | None = None
     include_partial: bool = False
+    all_versions: bool = False  # every version of a corrected response, not only the newest
 
 
 def utc_text(stamp: str | None) -> str | None:

@@ -32,13 +32,16 @@ JOIN participants p ON p.id = a.participant_id
 WHERE r.status IN ({statuses})
   AND a.timepoint IN ({timepoints})
   AND r.questionnaire IN ({questionnaires})
-  AND r.version = (SELECT MAX(r2.version) FROM responses r2
-                   WHERE r2.assessment_id = r.assessment_id
-                     AND r2.questionnaire = r.questionnaire
-                     AND r2.status IN ({statuses}))
+  {latest}
   {where}
 ORDER BY p.study_code, {timepoint_rank}, {questionnaire_rank}, r.version
 """
+
+
+LATEST = """AND r.version = (SELECT MAX(r2.version) FROM responses r2
+                   WHERE r2.assessment_id = r.assessment_id
+                     AND r2.questionnaire = r.questionnaire
+                     AND r2.status IN ({statuses}))"""
 
 
 def _marks(values) -> str:
@@ -94,11 +97,13 @@ def _query(filters: Filters, study) -> tuple[str, list]:
         statuses=_marks(statuses),
         timepoints=_marks(chosen_t),
         questionnaires=_marks(chosen_q),
+        latest="" if filters.all_versions else LATEST.format(statuses=_marks(statuses)),
         where="\n  ".join(where),
         timepoint_rank=_rank("a.timepoint", timepoints),
         questionnaire_rank=_rank("r.questionnaire", questionnaires),
     )
-    params = [*statuses, *chosen_t, *chosen_q, *statuses, *extra]
+    latest = [] if filters.all_versions else statuses
+    params = [*statuses, *chosen_t, *chosen_q, *latest, *extra]
     params += [x for n, t in enumerate(timepoints) for x in (t, n)]
     params += [x for n, q in enumerate(questionnaires) for x in (q, n)]
     return sql, params

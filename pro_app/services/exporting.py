@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import hashlib
+import json
 import os
 import tempfile
 from dataclasses import dataclass
@@ -16,11 +17,13 @@ from ..exports.codebook import write_codebook_csv, write_codebook_html
 from ..exports.csv_writers import wide_layout, write_long, write_wide
 from ..exports.model import Filters
 from ..exports.odm import write_odm
+from ..exports.signatures import write_signatures
 from ..exports.source import count_records, records
 from ..exports.stats_files import write_dta, write_sav
 from ..exports.variables import catalog_order
 from ..storage import audit
 from ..storage.db import write as write_transaction
+from . import signoff
 
 BINARY = ("sav", "dta")
 FORMATS = (
@@ -37,7 +40,9 @@ FORMATS = (
     "dta",
     "audit-csv",
     "audit-json",
+    "signatures",
 )
+HISTORY_FORMATS = ("csv-long",)  # the formats that can hold several versions of a response
 SUFFIXES = {
     "csv-wide": ".csv",
     "csv-long": ".csv",
@@ -52,6 +57,7 @@ SUFFIXES = {
     "dta": ".dta",
     "audit-csv": ".csv",
     "audit-json": ".json",
+    "signatures": ".csv",
 }
 
 
@@ -88,6 +94,43 @@ def total_records(db, catalog, filters: Filters) -> int:
 def _json_out(out, bundle: dict) -> int:
     out.write(fhir.dumps(bundle))
     return len(bundle.get("entry", []))
+
+
+def _signature_rows(db):
+    """Every signature, oldest first, with whether its hash matches its stored content and
+    whether it still covers the timepoint's current responses."""
+    found = db.conn.execute(
+        "SELECT s.*, p.study_code, p.site FROM signatures s"
+        " JOIN participants p ON p.id = s.participant_id ORDER BY s.id"
+    )
+    names = [d[0] for d in found.description]
+    covering: dict[int, dict] = {}
+    for values in found.fetchall():
+        row = dict(zip(names, values, strict=True))
+        if row["assessment_id"] not in covering:
+            person = db.conn.execute(
+                "SELECT * FROM participants WHERE id = ?", [row["participant_id"]]
+            )
+            assessment = db.conn.execute(
+                "SELECT * FROM assessments WHERE id = ?", [row["assessment_id"]]
+            )
+            covering[row["assessment_id"]] = {
+                s["id"]: s["covers"]
+                for s in signoff.state(db, _row_of(person), _row_of(assessment))
+            }
+        signed = json.loads(row["content"]).get("responses", [])
+        yield {
+            **row,
+            "second_factor": bool(row["second_factor"]),
+            "hash_matches_content": signoff.verify(row),
+            "covers_current": covering[row["assessment_id"]].get(row["id"], False),
+            "versions_signed": " ".join(f"{r['questionnaire']}:v{r['version']}" for r in signed),
+        }
+
+
+def _row_of(cursor) -> dict:
+    values = cursor.fetchone()
+    return dict(zip([d[0] for d in cursor.description], values, strict=True))
 
 
 def _audit_rows(db):
@@ -139,6 +182,16 @@ def prepare(
         if fmt == "audit-csv":
             return Prepared(lambda out: write_audit_csv(out, _audit_rows(db)), False, note)
         return Prepared(lambda out: write_audit_json(out, _audit_rows(db), verdict), False, note)
+    if fmt == "signatures":
+        return Prepared(
+            lambda out: write_signatures(out, _signature_rows(db), delimiter=delimiter, bom=bom),
+            False,
+        )
+    if filters.all_versions and fmt not in HISTORY_FORMATS:
+        raise ValueError(
+            f"--all-versions works with {', '.join(HISTORY_FORMATS)} only: the other formats "
+            "hold one response per questionnaire and timepoint"
+        )
     writers = {
         "codebook": lambda out: write_codebook_csv(
             out, chosen, delimiter=delimiter, bom=bom, study=study

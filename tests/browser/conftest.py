@@ -149,29 +149,6 @@ def gunicorn(folder: Path, settings: dict):
             proc.wait()
 
 
-@pytest.fixture(scope="session")
-def browser():
-    """One headless Debian chromium for the session (skip without it; fail when CI is set)."""
-    reason = None
-    if not Path(CHROMIUM).exists():
-        reason = f"{CHROMIUM} is missing (apt-get install -y chromium)"
-    else:
-        try:
-            from playwright.sync_api import sync_playwright
-        except ImportError as exc:  # pragma: no cover - depends on the machine
-            reason = f"Python Playwright is not installed: {exc}"
-    if reason:
-        if os.environ.get("CI"):
-            pytest.fail(f"browser tests cannot run in CI: {reason}", pytrace=False)
-        pytest.skip(reason)
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            yield chromium
-        finally:
-            chromium.close()
-
-
 @pytest.fixture
 def context(browser):
     """A fresh phone-sized context (own cookies, storage and service worker) per test."""
