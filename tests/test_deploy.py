@@ -223,6 +223,7 @@ def test_access_log_has_neither_query_string_nor_token_and_has_the_request_id(se
     token = secrets.token_urlsafe(32)
     server.get("/?token=query-secret-1", headers={"X-Request-Id": "deploy-test-0001"})
     server.get(f"/i/{token}?next=query-secret-2", headers={"X-Request-Id": "deploy-test-0002"})
+
     def access_lines():
         found = [line for line in server.log().splitlines() if "deploy-test-000" in line]
         plain = [line for line in found if not line.startswith("{")]
