@@ -59,8 +59,12 @@ def service_worker():
     /sw.js on each navigation (no-cache), installs the new worker; its cache is named after
     the version, and the old release's cache is deleted when it takes over.
     """
-    version = release_version(current_app)
     shell = [asset_url(name) for name in SHELL_FILES] + [OFFLINE_PAGE]
+    # The URLs go into the version too: during a graceful reload an old worker may hash the
+    # new files but still link the old URLs; its release then gets a cache of its own
+    # instead of mixing two releases' files under one cache name.
+    mixed = "\0".join([release_version(current_app), *shell])
+    version = hashlib.sha256(mixed.encode()).hexdigest()[:16]
     release = json.dumps({"version": version, "shell": shell}, sort_keys=True)
     body = f"self.RELEASE = {release};\n" + _worker_source(current_app)
     response = current_app.response_class(body, mimetype="text/javascript")
