@@ -337,7 +337,7 @@ def test_service_worker_manifest_and_offline_page(server, context, page, shoot):
         "() => navigator.serviceWorker.ready.then(r => r.active ? r.active.state : null)"
     )
     assert state in ("activating", "activated"), state
-    page.wait_for_function("() => navigator.serviceWorker.controller !== null")
+    page.wait_for_function("() => navigator.serviceWorker.controller !== null", timeout=30_000)
     manifest_href = page.locator("link[rel=manifest]").get_attribute("href")
     reply = context.request.get(f"{server.url}{manifest_href}")
     assert reply.ok
@@ -462,7 +462,7 @@ def test_offline_page_is_in_the_participants_language(server, context, page):
     tap_and_wait(page, page.get_by_role("button", name="Start"))
     assert_lang(page, "en")
     page.evaluate("() => navigator.serviceWorker.ready")
-    page.wait_for_function("() => navigator.serviceWorker.controller !== null")
+    page.wait_for_function("() => navigator.serviceWorker.controller !== null", timeout=30_000)
     context.set_offline(True)
     try:
         page.goto(f"{server.url}/a/odi/1")
