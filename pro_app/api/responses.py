@@ -13,7 +13,8 @@ from ..catalog import current_catalog
 from ..database import get_db
 from ..exports.model import ExportRecord, build_record
 from ..exports.variables import study_order
-from ..services.journal import current_answers, decode
+from ..services.journal import current_answers
+from ..services.scored import stored_scores
 from ..storage.db import rows
 from .auth import DATA_ROLES, token_route
 from .blueprint import bp
@@ -63,13 +64,6 @@ def response_json(record: ExportRecord) -> dict:
             for score, stored in record.scores.items()
         },
     }
-
-
-def _scores(db, response_id: int) -> dict:
-    found = db.conn.execute(
-        "SELECT score, value, reason FROM scores WHERE response_id = ?", [response_id]
-    ).fetchall()
-    return {score: (decode(value), reason) for score, value, reason in found}
 
 
 def find(
@@ -124,7 +118,7 @@ def find(
                 assessment=row,
                 response=row,
                 answers=current_answers(db, row["id"]),
-                scores=_scores(db, row["id"]),
+                scores=stored_scores(db, row["id"]),
                 definition=catalog.questionnaires[row["questionnaire"]],
                 zone=study.zone,
             )

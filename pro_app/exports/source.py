@@ -18,6 +18,7 @@ from collections.abc import Iterator
 
 from ..domain.derived import inputs
 from ..services.journal import current_answers, decode
+from ..services.scored import stored_scores
 from .model import ExportRecord, Filters, assessment_values, build_record, day_bounds
 from .variables import derived_rules, study_order
 
@@ -109,13 +110,6 @@ def _query(filters: Filters, study) -> tuple[str, list]:
     return sql, params
 
 
-def _scores(db, response_id: int) -> dict:
-    found = db.conn.execute(
-        "SELECT score, value, reason FROM scores WHERE response_id = ?", [response_id]
-    ).fetchall()
-    return {score: (decode(value), reason) for score, value, reason in found}
-
-
 STORED_SCORES_SQL = """
 SELECT r.questionnaire, s.score, s.value, s.reason
 FROM responses r
@@ -168,7 +162,7 @@ def records(db, catalog, filters: Filters) -> Iterator[ExportRecord]:
                 assessment=row,
                 response=row,
                 answers=current_answers(db, row["id"]),
-                scores=_scores(db, row["id"]),
+                scores=stored_scores(db, row["id"]),
                 definition=catalog.questionnaires[row["questionnaire"]],
                 zone=study.zone,
                 values=values,

@@ -10,9 +10,7 @@ earlier version stays as it was. See docs/decisions/0026-corrections-and-sign-of
 
 from __future__ import annotations
 
-import json
 import re
-import uuid as uuids
 
 from ..domain.answers import DECLINED, NOT_APPLICABLE, check_value, validate_answers
 from ..domain.model import Date, Integer, MultipleChoice, Text
@@ -21,6 +19,7 @@ from ..domain.scoring import score
 from ..storage import audit
 from ..storage.db import one, rows, stamp, write
 from .journal import current_answers, decode, encode
+from .scored import enqueue, message, raise_alert, store_scores, stored_scores
 
 REQUESTERS = ("investigator",)
 APPROVERS = ("investigator", "coordinator")
@@ -115,15 +114,7 @@ def _decoded(row: dict) -> dict:
     return {**row, "old": decode(row["old_value"]), "new": decode(row["new_value"])}
 
 
-def scores_of(db, response_id: int) -> dict:
-    """{score: (value, reason)} stored for one response version."""
-    return {
-        name: (decode(value), reason)
-        for name, value, reason in db.conn.execute(
-            "SELECT score, value, reason FROM scores WHERE response_id = ? ORDER BY id",
-            [response_id],
-        )
-    }
+scores_of = stored_scores  # {score: (value, reason)} of one response version
 
 
 def change_of(db, response_id: int) -> dict | None:
@@ -426,20 +417,7 @@ def _new_version(db, definition, base: dict, answers: dict, request: dict, *, st
             " actor) VALUES (?, ?, ?, ?, NULL, ?, ?)",
             (response_id, item_id, encode(value), save_id, now, staff["email"]),
         )
-    for score_id, result in sheet.scores.items():
-        db.execute(
-            "INSERT INTO scores (response_id, score, value, reason, definition_version,"
-            " definition_hash, computed_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (
-                response_id,
-                score_id,
-                json.dumps(result.value),
-                result.reason,
-                sheet.version,
-                sheet.content_hash,
-                now,
-            ),
-        )
+    store_scores(db, response_id, sheet, now)
     _raise_new_alerts(db, base, sheet.alerts, response_id, staff=staff, now=now)
     audit.record(
         db,
@@ -455,28 +433,20 @@ def _new_version(db, definition, base: dict, answers: dict, request: dict, *, st
         f" {request['requested_by']} at {request['requested_at']})",
         at=now,
     )
-    payload = {
-        "response_id": base["uuid"],
-        "version": version,
-        "study_code": base["study_code"],
-        "site": base["site"],
-        "timepoint": base["timepoint"],
-        "questionnaire": definition.id,
-        "definition_version": sheet.version,
-        "definition_hash": sheet.content_hash,
-        "submitted_at": base["submitted_at"],
-        "corrected_at": now,
-        "answers": clean,
-        "scores": sheet.values(),
-        "notes": sheet.notes(),
-    }
-    if base.get("source", "phone") != "phone":  # as submit writes a paper form's message
-        payload.update(source=base["source"], filled_on=base.get("filled_on"))
-    db.execute(
-        "INSERT INTO outbox (message_id, kind, response_id, payload, created_at)"
-        " VALUES (?, 'response.corrected', ?, ?, ?)",
-        (str(uuids.uuid4()), response_id, json.dumps(payload, sort_keys=True), now),
+    payload = message(
+        response=base,
+        version=version,
+        participant={"study_code": base["study_code"], "site": base["site"]},
+        timepoint=base["timepoint"],
+        definition=definition,
+        sheet=sheet,
+        submitted_at=base["submitted_at"],
+        answers=clean,
+        source=base.get("source") or "phone",
+        filled_on=base.get("filled_on"),
+        corrected_at=now,
     )
+    enqueue(db, "response.corrected", response_id, payload, now)
     return one(db, "SELECT * FROM responses WHERE id = ?", [response_id])
 
 
@@ -511,18 +481,12 @@ def _raise_new_alerts(db, base: dict, alerts, response_id: int, *, staff, now) -
     for alert in alerts:
         if alert in raised:
             continue
-        db.execute(
-            "INSERT INTO alerts (response_id, participant_id, site, alert, raised_at)"
-            " VALUES (?, ?, ?, ?, ?)",
-            (response_id, base["participant_id"], base["site"], alert, now),
-        )
-        audit.record(
+        raise_alert(
             db,
+            alert,
+            response={"id": response_id, "uuid": base["uuid"]},
+            participant={"id": base["participant_id"], "site": base["site"]},
             actor=staff["email"],
             role=staff["role"],
-            action="alert.raise",
-            entity="response",
-            entity_id=base["uuid"],
-            new=alert,
-            at=now,
+            now=now,
         )

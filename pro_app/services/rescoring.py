@@ -19,7 +19,8 @@ from ..domain.paths import effective_answers
 from ..domain.scoring import ScoreSheet, score
 from ..storage import audit
 from ..storage.db import one, rows, stamp, write
-from .journal import current_answers, decode
+from .journal import current_answers
+from .scored import stored_scores
 
 ROLES = ("admin", "data_manager")
 ABSENT = object()  # a score one side has and the other has not
@@ -123,13 +124,6 @@ def _changes(row: dict, stored: Mapping, sheet: ScoreSheet) -> tuple[Change, ...
     return tuple(found)
 
 
-def _stored_scores(db, response_id: int) -> dict:
-    found = db.conn.execute(
-        "SELECT score, value FROM scores WHERE response_id = ?", [response_id]
-    ).fetchall()
-    return {score_id: decode(value) for score_id, value in found}
-
-
 def _plan(db, definition) -> Plan:
     """Score every latest submitted response again (inside the caller's transaction)."""
     done, problems = [], []
@@ -143,7 +137,7 @@ def _plan(db, definition) -> Plan:
             problems.append(f"{row['study_code']} {row['timepoint']}: {'; '.join(exc.messages)}")
             continue
         sheet = score(definition, clean)
-        changes = _changes(row, _stored_scores(db, row["id"]), sheet)
+        changes = _changes(row, {k: v for k, (v, _) in stored_scores(db, row["id"]).items()}, sheet)
         done.append(
             Rescored(
                 row["id"],

@@ -13,7 +13,8 @@ import json
 
 from ..storage import audit
 from ..storage.db import one, rows, stamp, write
-from .journal import current_answers, decode
+from .journal import current_answers
+from .scored import stored_scores
 
 SIGNERS = ("investigator",)
 MEANINGS = ("reviewed",)
@@ -48,10 +49,8 @@ def content(db, participant: dict, assessment: dict) -> dict:
     responses = []
     for row in rows(db, NEWEST_SQL, [assessment["id"]]):
         scores = {
-            name: {"value": decode(value), "reason": reason}
-            for name, value, reason in db.conn.execute(
-                "SELECT score, value, reason FROM scores WHERE response_id = ?", [row["id"]]
-            )
+            name: {"value": value, "reason": reason}
+            for name, (value, reason) in stored_scores(db, row["id"]).items()
         }
         responses.append(
             {

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import json
 import os
 import secrets
 import signal
-import uuid
 
 from ..domain.answers import validate_answers
 from ..domain.paths import effective_answers, visible_items
@@ -14,6 +12,7 @@ from ..domain.scoring import score
 from ..storage import audit
 from ..storage.db import one, stamp, write
 from .journal import current_answers
+from .scored import enqueue, message, raise_alert, store_scores
 
 RECEIPT_ALPHABET = "ABCDEFGHJKMNPQRSTVWXYZ23456789"  # no 0/O, 1/I/L, U
 
@@ -78,36 +77,17 @@ def submit(
         )
         sheet = score(definition, clean)
         now = stamp()
-        for score_id, result in sheet.scores.items():
-            db.execute(
-                "INSERT INTO scores (response_id, score, value, reason, definition_version,"
-                " definition_hash, computed_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (
-                    fresh["id"],
-                    score_id,
-                    json.dumps(result.value),
-                    result.reason,
-                    sheet.version,
-                    sheet.content_hash,
-                    now,
-                ),
-            )
+        store_scores(db, fresh["id"], sheet, now)
         crashpoint("submit.after_scores")
         for alert in sheet.alerts:
-            db.execute(
-                "INSERT INTO alerts (response_id, participant_id, site, alert, raised_at)"
-                " VALUES (?, ?, ?, ?, ?)",
-                (fresh["id"], participant["id"], participant["site"], alert, now),
-            )
-            audit.record(
+            raise_alert(
                 db,
+                alert,
+                response=fresh,
+                participant=participant,
                 actor=actor,
                 role=actor_role,
-                action="alert.raise",
-                entity="response",
-                entity_id=fresh["uuid"],
-                new=alert,
-                at=now,
+                now=now,
             )
         if source == "phone":
             db.execute(
@@ -143,27 +123,19 @@ def submit(
             new="submitted",
             at=now,
         )
-        payload = {
-            "response_id": fresh["uuid"],
-            "version": fresh["version"],
-            "study_code": participant["study_code"],
-            "site": participant["site"],
-            "timepoint": assessment["timepoint"],
-            "questionnaire": definition.id,
-            "definition_version": sheet.version,
-            "definition_hash": sheet.content_hash,
-            "submitted_at": now,
-            "answers": clean,
-            "scores": sheet.values(),
-            "notes": sheet.notes(),
-        }
-        if source != "phone":
-            payload.update(source=source, filled_on=filled_on)
-        db.execute(
-            "INSERT INTO outbox (message_id, kind, response_id, payload, created_at)"
-            " VALUES (?, 'response.submitted', ?, ?, ?)",
-            (str(uuid.uuid4()), fresh["id"], json.dumps(payload, sort_keys=True), now),
+        payload = message(
+            response=fresh,
+            version=fresh["version"],
+            participant=participant,
+            timepoint=assessment["timepoint"],
+            definition=definition,
+            sheet=sheet,
+            submitted_at=now,
+            answers=clean,
+            source=source,
+            filled_on=filled_on,
         )
+        enqueue(db, "response.submitted", fresh["id"], payload, now)
         crashpoint("submit.before_complete")
         _complete_if_done(
             db, assessment, participant, timepoint_questionnaires, actor, now, role=actor_role

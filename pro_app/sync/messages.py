@@ -11,7 +11,8 @@ import json
 from dataclasses import dataclass
 
 from ..exports.model import ExportRecord, build_record
-from ..services.journal import current_answers, decode
+from ..services.journal import current_answers
+from ..services.scored import stored_scores
 
 MESSAGE_SQL = """
 SELECT o.message_id, o.kind, o.payload, o.created_at, o.response_id,
@@ -51,18 +52,12 @@ def load(db, catalog, message_id: str) -> Message:
     definition = catalog.questionnaires.get(row["questionnaire"])
     if definition is None:
         raise MessageError(f"no definition '{row['questionnaire']}' is loaded")
-    scores = {
-        score: (decode(value), reason)
-        for score, value, reason in db.conn.execute(
-            "SELECT score, value, reason FROM scores WHERE response_id = ?", [row["response_id"]]
-        )
-    }
     record = build_record(
         participant=row,
         assessment=row,
         response=row,
         answers=current_answers(db, row["response_id"]),
-        scores=scores,
+        scores=stored_scores(db, row["response_id"]),
         definition=definition,
         zone=catalog.study.zone,
     )
