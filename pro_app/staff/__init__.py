@@ -5,6 +5,7 @@ from . import (  # noqa: F401 - the modules register their routes
     changes,
     exports,
     paper,
+    paper_print,
     review,
     syncing,
     tokens,
