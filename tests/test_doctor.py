@@ -14,7 +14,7 @@ from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult
 
 from pro_app import create_app
-from pro_app.cli.doctor import CHECKS, backup_result, disk_status, durability
+from pro_app.cli.doctor_checks import CHECKS, backup_result, disk_status, durability
 from pro_app.storage.contacts import new_key
 from pro_app.storage.schema import migrations
 from pro_app.sync.config import Target
