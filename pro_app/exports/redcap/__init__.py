@@ -11,11 +11,9 @@ from .dictionary import (
     field_name_problems,
     forms,
     forms_of,
-    mappings,
     write_dictionary,
-    write_events,
-    write_mappings,
 )
+from .events import mappings, write_events, write_mappings
 from .records import records_layout, write_records
 
 __all__ = [
