@@ -7,21 +7,9 @@ import json
 from collections.abc import Iterable
 from typing import TextIO
 
-COLUMNS = (
-    "id",
-    "at",
-    "actor",
-    "role",
-    "action",
-    "entity",
-    "entity_id",
-    "field",
-    "old_value",
-    "new_value",
-    "reason",
-    "prev_hash",
-    "hash",
-)
+from ..storage.audit import FIELDS
+
+COLUMNS = ("id", *FIELDS, "prev_hash", "hash")  # every column of the audit table
 
 
 def write_audit_csv(stream: TextIO, rows: Iterable[dict]) -> int:
