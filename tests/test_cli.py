@@ -253,3 +253,14 @@ def test_readme_mentions_every_command():
     readme = Path(ROOT / "README.md").read_text(encoding="utf-8")
     for command in ("questionnaires check", "score", "schedule --enrolled"):
         assert command in readme
+
+
+def test_data_commands_on_a_database_that_was_not_upgraded_say_what_to_do(tmp_path):
+    from pro_app import create_app
+
+    app = create_app({"TESTING": True, "DATABASE": str(tmp_path / "new.sqlite")})
+    runner = app.test_cli_runner()
+    for args in (["export", "--format", "csv-long", "-o", "-"], ["reminders", "send"]):
+        out = runner.invoke(args=args)
+        assert out.exit_code != 0, args
+        assert "is not up to date" in out.output and "db upgrade" in out.output, out.output

@@ -20,3 +20,23 @@ def catalog_or_exit() -> Catalog:
         raise click.ClickException(
             "the definitions have problems; run 'flask --app pro_app questionnaires check'"
         ) from exc
+
+
+def upgraded_db():
+    """The app's database, refusing with what to do when its schema is not current.
+
+    Commands that read or write the data call this instead of get_db(), so a forgotten
+    `db upgrade` gives one clear line instead of 'no such table'.
+    """
+    from ..database import get_db
+    from ..storage.schema import migrations
+
+    db = get_db()
+    pending = [m.name for m in migrations.pending(db)]
+    if pending:
+        raise click.ClickException(
+            f"the database {current_app.config['DATABASE']} is not up to date "
+            f"({len(pending)} migration(s) pending: {', '.join(pending)}); "
+            "run 'flask --app pro_app db upgrade' (after a backup)"
+        )
+    return db

@@ -12,11 +12,11 @@ from flask import current_app
 from flask.cli import with_appcontext
 
 from ..catalog import catalog_for
-from ..database import get_db
 from ..domain.errors import DefinitionError
 from ..exports.model import Filters
 from ..exports.source import unknown_values
 from ..services.exporting import FORMATS, prepare, record, redcap_companions, write_file
+from .common import upgraded_db
 
 
 def _day(value: str | None, option: str) -> dt.date | None:
@@ -119,7 +119,7 @@ def export_command(
     problems = unknown_values(filters, catalog.study)
     if problems:
         raise click.ClickException("; ".join(problems))
-    db = get_db()
+    db = upgraded_db()
     try:
         prepared = prepare(
             fmt,

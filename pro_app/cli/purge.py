@@ -15,11 +15,10 @@ from dataclasses import dataclass
 import click
 from flask.cli import with_appcontext
 
-from ..database import get_db
 from ..staff.accounts import by_email
 from ..storage import audit
 from ..storage.db import one, parse_stamp, rows, utc_now, write
-from .common import catalog_or_exit
+from .common import catalog_or_exit, upgraded_db
 from .data import contacts_group
 
 # The tables a purge must leave exactly as they were.
@@ -150,7 +149,7 @@ def purge(by, dry_run, codes, force, reason):
     and scores are counted and hashed before and after, and must be unchanged.
     """
     study = catalog_or_exit().study
-    db = get_db()
+    db = upgraded_db()
     staff = by_email(db, by)
     if staff is None or staff["role"] != "admin" or staff["disabled_at"]:
         raise click.ClickException(f"{by} is not an active admin account: only an admin may purge")

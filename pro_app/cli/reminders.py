@@ -10,14 +10,13 @@ import click
 from flask import current_app
 from flask.cli import with_appcontext
 
-from ..database import get_db
 from ..domain.reminders import due_step
 from ..notify.send import NO_CONTACT, deliver
 from ..startup import refuse_unsafe
 from ..storage.contacts import cipher_for
 from ..storage.db import one, parse_stamp, utc_now
 from ..study_state import StudyLocked, ensure_open
-from .common import catalog_or_exit
+from .common import catalog_or_exit, upgraded_db
 from .schedule import _Moment
 
 
@@ -41,7 +40,7 @@ def send(now, dry_run):
     if not dry_run:
         refuse_unsafe(current_app)  # links in messages must carry the real base URL
     try:
-        ensure_open(get_db())
+        ensure_open(upgraded_db())
     except StudyLocked as exc:
         # Not an error for cron (which mails every failure): there is nothing to send.
         click.echo(f"No reminders are sent: {exc}")
@@ -60,7 +59,7 @@ def send(now, dry_run):
 
 
 def _run(study, now, dry_run) -> int:
-    db = get_db()
+    db = upgraded_db()
     cipher = cipher_for(current_app.config)
     quiet = study.reminders.quiet_hours
     count = 0

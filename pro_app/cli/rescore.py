@@ -7,10 +7,9 @@ import sqlite3
 import click
 from flask.cli import with_appcontext
 
-from ..database import get_db
 from ..services import rescoring
 from ..study_state import StudyLocked, ensure_open
-from .common import catalog_or_exit
+from .common import catalog_or_exit, upgraded_db
 
 
 def shown(value) -> str:
@@ -104,9 +103,9 @@ def rescore(questionnaire, reason, by, dry_run, force, examples):
     catalog = catalog_or_exit()
     try:
         if not dry_run:
-            ensure_open(get_db())  # a locked study changes no more (a dry run only reads)
+            ensure_open(upgraded_db())  # a locked study changes no more (a dry run only reads)
         outcome = rescoring.rescore(
-            get_db(),
+            upgraded_db(),
             catalog.questionnaires,
             questionnaire=questionnaire,
             reason=reason,

@@ -7,11 +7,10 @@ import segno
 from flask import current_app
 from flask.cli import with_appcontext
 
-from ..database import get_db
 from ..staff import accounts
 from ..storage.contacts import ContactKeyError, cipher_for
 from ..storage.schema import upgrade
-from .common import catalog_or_exit
+from .common import catalog_or_exit, upgraded_db
 
 
 @click.group("staff")
@@ -48,7 +47,7 @@ def add(email, role, sites):
     two different channels.
     """
     study = catalog_or_exit().study
-    db = get_db()
+    db = upgraded_db()
     upgrade(db)
     try:
         password, secret = accounts.add(
@@ -68,7 +67,7 @@ def add(email, role, sites):
 def disable(email):
     """Disable an account; its sessions end at once."""
     try:
-        accounts.disable(get_db(), email)
+        accounts.disable(upgraded_db(), email)
     except accounts.AccountError as exc:
         raise click.ClickException(str(exc)) from exc
     click.echo(f"Disabled {email}.")
@@ -82,7 +81,7 @@ def reset_password(email, new_totp):
     """Give a new one-time password (and re-enable the account); sessions end at once."""
     try:
         password, secret = accounts.reset_password(
-            get_db(), email, cipher_for(current_app.config), new_totp=new_totp
+            upgraded_db(), email, cipher_for(current_app.config), new_totp=new_totp
         )
     except (accounts.AccountError, ContactKeyError) as exc:
         raise click.ClickException(str(exc)) from exc

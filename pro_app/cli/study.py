@@ -15,7 +15,6 @@ from flask import current_app
 from flask.cli import with_appcontext
 
 from .. import study_state
-from ..database import get_db
 from ..domain.catalog import load_catalog
 from ..domain.errors import DefinitionError
 from ..exports.model import Filters
@@ -32,7 +31,7 @@ from ..staff.accounts import by_email
 from ..storage import audit
 from ..storage.db import stamp, utc_now, write
 from ..storage.schema import migrations
-from .common import catalog_or_exit
+from .common import catalog_or_exit, upgraded_db
 
 # Where each export format goes in the archive; a format not named here goes to data/.
 FOLDERS = {
@@ -76,7 +75,7 @@ def unlock(by, reason):
 
 def _change(state: str, by: str, reason: str) -> None:
     try:
-        row = study_state.change(get_db(), state, by=by, reason=reason)
+        row = study_state.change(upgraded_db(), state, by=by, reason=reason)
     except study_state.StateError as exc:
         raise click.ClickException(str(exc)) from exc
     except sqlite3.OperationalError as exc:
@@ -90,7 +89,7 @@ def _change(state: str, by: str, reason: str) -> None:
 @with_appcontext
 def status():
     """Print whether the study is open or locked, and every lock and unlock."""
-    db = get_db()
+    db = upgraded_db()
     rows = study_state.history(db)
     now = rows[-1] if rows else None
     if now is None or now["state"] == study_state.OPEN:
@@ -303,7 +302,7 @@ def archive(output, include_partial, by):
     """
     target = _target(output)
     catalog = catalog_or_exit()
-    db = get_db()
+    db = upgraded_db()
     actor, role = "cli", "admin"
     if by:
         staff = by_email(db, by)

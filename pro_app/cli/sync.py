@@ -10,14 +10,13 @@ import click
 from flask import current_app
 from flask.cli import with_appcontext
 
-from ..database import get_db
 from ..staff.accounts import by_email
 from ..startup import refuse_unsafe
 from ..sync import queue
 from ..sync.config import TargetConfigError, parse_targets
 from ..sync.reconcile import reconcile, totals
 from ..sync.worker import Worker
-from .common import catalog_or_exit
+from .common import catalog_or_exit, upgraded_db
 
 
 def _targets(only: tuple[str, ...] = ()):
@@ -40,7 +39,7 @@ def _targets(only: tuple[str, ...] = ()):
 
 def _worker(only=()) -> Worker:
     refuse_unsafe(current_app)  # links and identifiers must carry the real base URL
-    return Worker(get_db(), catalog_or_exit(), _targets(only), current_app.config["BASE_URL"])
+    return Worker(upgraded_db(), catalog_or_exit(), _targets(only), current_app.config["BASE_URL"])
 
 
 def _report(passes) -> bool:
@@ -110,7 +109,7 @@ def worker(only, interval):
 @with_appcontext
 def status(as_json):
     """Per target: pending, dead and sent counts, oldest pending, last success and error."""
-    rows = queue.summary(get_db(), _targets())
+    rows = queue.summary(upgraded_db(), _targets())
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return
@@ -122,7 +121,7 @@ def status(as_json):
         )
         if row["last_error"]:
             click.echo(f"  last error {row['last_error_at']}: {row['last_error']}")
-    for dead in queue.dead_messages(get_db()):
+    for dead in queue.dead_messages(upgraded_db()):
         click.echo(
             f"  dead: {dead['target']} {dead['study_code']} {dead['timepoint']}"
             f" {dead['questionnaire']} v{dead['version']} {dead['message_id']}:"
@@ -139,11 +138,15 @@ def retry(target, message_id, email):
     """Put dead messages back in the queue (audited with --by)."""
     if target:
         _targets((target,))
-    staff = by_email(get_db(), email)
+    staff = by_email(upgraded_db(), email)
     if staff is None or staff["role"] not in ("data_manager", "admin") or staff["disabled_at"]:
         raise click.ClickException(f"{email} is not an active data manager or admin account")
     count = queue.retry_dead(
-        get_db(), target=target, message_id=message_id, actor=staff["email"], role=staff["role"]
+        upgraded_db(),
+        target=target,
+        message_id=message_id,
+        actor=staff["email"],
+        role=staff["role"],
     )
     click.echo(f"{count} dead message(s) queued again; run 'flask --app pro_app sync run'")
 
@@ -162,7 +165,7 @@ def reconcile_command(only, read_back, as_json):
     """Per record and target: acknowledged, sent (no acknowledgement yet), pending, dead
     or differs (the target holds other values, or none). Exits 1 if any is dead or differs."""
     sender = _worker(only)
-    lines = reconcile(get_db(), sender.catalog, sender, sender.targets, read_back)
+    lines = reconcile(upgraded_db(), sender.catalog, sender, sender.targets, read_back)
     for line in lines:
         if as_json:
             click.echo(json.dumps(line.__dict__, ensure_ascii=False))
