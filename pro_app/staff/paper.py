@@ -25,6 +25,7 @@ from ..paper.layout import paper_form
 from ..paper.reading import parse_day, read_form, read_resolution
 from ..paper.sheets import conditions
 from ..participant.present import answer_text
+from ..services import double_entry
 from ..services import paper as service
 from ..services.journal import latest_response
 from ..storage.db import utc_now
@@ -187,7 +188,7 @@ def paper_entry(code: str, timepoint: str, qid: str):
     dates = {"filled_on": filled_on, "reason": reason, "today": today}
     try:
         if study.paper.double_entry:
-            result = service.enter_double(db, target, read.values, save_id=save_id, **dates)
+            result = double_entry.enter_double(db, target, read.values, save_id=save_id, **dates)
         else:
             outcome = service.enter(db, target, read.values, submission_id=save_id, **dates)
             result = {"entry": None, "differences": [], "outcome": outcome}
@@ -252,7 +253,7 @@ def paper_resolve(code: str, timepoint: str, qid: str):
     listing = url("staff.paper_entries", code=code, timepoint=timepoint)
     try:
         service.check_open(db, target)
-        found = service.compare(db, target)
+        found = double_entry.compare(db, target)
     except service.PaperError as exc:
         flash(say(exc), "error")
         return redirect(listing)
@@ -263,7 +264,7 @@ def paper_resolve(code: str, timepoint: str, qid: str):
         submission_id = (request.form.get("submission_id") or uuid.uuid4().hex)[:64]
         if not errors:
             try:
-                outcome = service.resolve(
+                outcome = double_entry.resolve(
                     db, target, chosen, today=_today(target.study), submission_id=submission_id
                 )
             except service.PaperError as exc:
